@@ -1,0 +1,1 @@
+"""The procedural world: scene specs, renderer, captioner, and the judge that reads videos back."""
