@@ -1,0 +1,47 @@
+# mutoscope: two commands on a fresh clone. `make demo` and `make test` both set up first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The CPU wheel of torch lies on this machine's disk; name it so pip never pulls a CUDA build.
+WHEELS := $(wildcard /opt/wheels)
+PIP_LINKS := $(if $(WHEELS),--find-links $(WHEELS),)
+
+.PHONY: setup demo test test-fast lint format bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q $(PIP_LINKS) torch==2.13.0
+	$(PY) -m pip install -q $(PIP_LINKS) -e '.[dev]'
+	@bash scripts/system-deps.sh
+	@touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/mutoscope world sample --n 16 --out out/demo
+	@echo "demo: MP4s, captions.jsonl and contact_sheet.png in out/demo/"
+
+test: setup
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow and not browser"
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+format: setup
+	$(VENV)/bin/ruff format src tests bench
+	$(VENV)/bin/ruff check --fix src tests bench
+
+bench: setup
+	$(PY) bench/world_throughput.py
+	$(PY) bench/judge_validation.py --n 500
+
+clean:
+	rm -rf out .pytest_cache .ruff_cache

@@ -1,0 +1,21 @@
+"""Shared test set-up: marker policy for hardware the machine may not have."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_collection_modifyitems(config, items):
+    # GPU tests run only where CUDA exists; everywhere else they are reported as skipped, by name.
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    if has_cuda:
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (marker: gpu)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
