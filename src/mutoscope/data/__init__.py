@@ -1,0 +1,1 @@
+"""Datasets: the world stream (sharded across DataLoader workers and ranks)."""

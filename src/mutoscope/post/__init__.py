@@ -1,0 +1,1 @@
+"""Post-processing: MP4 encoding and reading, posters, the generation record."""

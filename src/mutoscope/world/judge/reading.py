@@ -1,0 +1,228 @@
+"""Read a clip back into the world's facts: objects (color, shape, size, world trajectory), the
+camera move and the background. Pixels only; the spec is never consulted.
+
+Pipeline: perception (per-frame blobs) -> camera (background motion, objects masked) -> tracking
+(blobs linked over time) -> objects (tracks that persist, with world coordinates: each position is
+taken back through the camera's transform to where it would be seen at rest, then divided by the
+frame height; the unit square of the world is the frame at rest, centred horizontally).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mutoscope.world.judge.background import classify_background
+from mutoscope.world.judge.camera import CameraTrack, estimate_camera
+from mutoscope.world.judge.perception import (
+    Detection,
+    FramePerception,
+    analysis_frames,
+    perceive,
+)
+from mutoscope.world.judge.tracking import Track, link
+from mutoscope.world.vocab import SIZES, Shape
+
+DEFAULT_FPS = 8.0
+# A track is an object if it is seen in at least this fraction of the frames (an object may leave
+# the frame early under a pan or a zoom), and if it behaves like one: its area steady from frame to
+# frame, its steps small, few frames missed. Noise blobs of one color, linked by chance, are not.
+MIN_TRACK_FRACTION = 0.25
+MIN_TRACK_FRAMES = 3
+MAX_AREA_JUMP = 0.2  # median |log area change| between consecutive sightings
+# Median blob area of a track, in (small radius)^2: the smallest object covers ~1.4 of them;
+# single frames may fall lower (shrinking, zoom out, a cut by the border), the median may not.
+MIN_TRACK_AREA = 0.5
+MAX_STEP = 0.12  # median step between sightings, frame heights (a bouncing ball's fastest is ~0.2)
+MAX_GAP_SHARE = 0.25  # share of steps that skip a frame
+# Objects are flat palette colors. The median delta-E of a blob's own-color pixels is a few units,
+# up to ~14 on thin or small figures whose chroma the encoder halves, and their 10th percentile is
+# under 5; where a blob has an inside, it is exact. A noise blob that comes near a color has all
+# three high (median above 11, 10th percentile above 6.5, inside above 8). A track is flat if any
+# is low.
+FLAT_CORE_DE = 11.0
+FLAT_INNER_DE = 6.0
+FLAT_BEST_DE = 7.0
+
+PERSON_ELONGATION = 1.5  # regular shapes measure 1.0-1.15; the stick figure 1.6-3
+ROUND_MOMENT = 0.1  # k-fold moment strength below which a blob is round (polygons: 0.2-0.6)
+# k of the k-fold symmetry that shows each shape's rotation.
+SYMMETRY = {Shape.TRIANGLE: 3, Shape.SQUARE: 4, Shape.STAR: 5}
+# Area of each shape as a fraction of its bounding circle (pi r^2), measured on antialiased renders;
+# the size is read from the area (steadier than the outline's enclosing circle at 64x64).
+AREA_FILL = {
+    Shape.CIRCLE: 1.0,
+    Shape.SQUARE: 2 / math.pi,
+    Shape.TRIANGLE: 3 * math.sqrt(3) / (4 * math.pi),
+    Shape.STAR: 0.5,
+    Shape.RING: 0.75,
+}
+
+
+def shape_votes(d: Detection) -> dict[Shape, float]:
+    """Score of each shape for one blob: rules on rotation-invariant descriptors.
+
+    Every regular shape (circle, ring, square, triangle, star) has isotropic second moments, so an
+    elongated blob is the stick figure; among the rest, the k-fold angular moments tell triangle
+    (3), square (4) and star (5) from round ones, and a hole or a hollow hull tells the ring."""
+    o3, o4, o5 = d.orient[3][1], d.orient[4][1], d.orient[5][1]
+    scores = {s: 0.0 for s in Shape}
+    if d.elongation > PERSON_ELONGATION and d.fill < 0.5:
+        scores[Shape.PERSON] = 1.0
+    elif max(o3, o4, o5) < ROUND_MOMENT:
+        ring = d.holes > 0.04 or d.solidity < 0.85
+        scores[Shape.RING if ring else Shape.CIRCLE] = 1.0
+    elif o3 >= max(o4, o5):
+        scores[Shape.TRIANGLE] = 1.0
+    elif o5 >= o4 and d.solidity < 0.85:
+        scores[Shape.STAR] = 1.0
+    else:
+        scores[Shape.SQUARE] = 1.0
+    return scores
+
+
+@dataclass
+class SeenObject:
+    """One object as the judge saw it; world units, seconds."""
+
+    color: str
+    shape: Shape
+    shape_confidence: float  # fraction of the frames voting for `shape`
+    size: str
+    radius: float  # bounding radius at the first sighting, world units
+    track: Track
+    t: np.ndarray  # (N,) seconds of each sighting
+    xy: np.ndarray  # (N, 2) world position (camera removed)
+    log_r: np.ndarray  # (N,) log of the world radius (camera zoom removed)
+    angle: np.ndarray  # (N,) k-fold orientation, unwrapped, camera rotation removed (nan: none)
+    edge: np.ndarray  # (N,) bool: the blob touched the frame border (position less certain)
+    first_frame: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def start(self) -> tuple[float, float]:
+        return float(self.xy[0, 0]), float(self.xy[0, 1])
+
+    def describe(self) -> str:
+        x, y = self.start
+        return f"{self.size} {self.color} {self.shape} at ({x:.2f}, {y:.2f})"
+
+
+@dataclass
+class SceneReading:
+    objects: list[SeenObject]
+    camera: CameraTrack
+    background: str
+    background_scores: dict[str, float]
+    fps: float
+    n_frames: int
+    height: int  # analysis resolution
+    width: int
+    perception: list[FramePerception]
+    tracks: list[Track]
+    gray: np.ndarray  # (T, H, W) uint8 luma at analysis resolution
+
+    @property
+    def seconds(self) -> float:
+        return self.n_frames / self.fps
+
+
+def pixel_to_world(xy: np.ndarray, H: int, W: int) -> np.ndarray:
+    """Pixel positions (pixel i's centre at i) in a frame at rest -> world units: the frame height
+    is one unit, y down, and the unit square sits in the middle of a wide frame."""
+    xy = np.asarray(xy, dtype=np.float64) + 0.5
+    return np.stack([(xy[:, 0] - (W - H) / 2) / H, xy[:, 1] / H], 1)
+
+
+def _size_name(radius: float) -> str:
+    """Nearest size in log space (sizes are ratios apart)."""
+    return min(SIZES, key=lambda s: abs(math.log(radius / SIZES[s])))
+
+
+def _to_object(track: Track, cam: CameraTrack, fps: float, H: int, W: int) -> SeenObject:
+    votes: dict[Shape, float] = {s: 0.0 for s in Shape}
+    for d in track.dets:
+        w = 0.3 if d.touches_edge else 1.0
+        for s, v in shape_votes(d).items():
+            votes[s] += w * v
+    shape = max(votes, key=votes.get)
+    conf = votes[shape] / max(sum(votes.values()), 1e-9)
+    frames = np.array(track.frames)
+    pix = np.array([[d.x, d.y] for d in track.dets])
+    rest = np.concatenate([cam.to_frame0(f, p[None]) for f, p in zip(frames, pix, strict=True)])
+    xy = pixel_to_world(rest, H, W)
+    if shape is Shape.PERSON:  # thin lines: the area says more about line width than size
+        r_px = np.array([d.radius for d in track.dets])
+    else:
+        r_px = np.array([math.sqrt(d.mass / (math.pi * AREA_FILL[shape])) for d in track.dets])
+    zoom = np.array([cam.scale(f) for f in frames])
+    log_r = np.log(np.maximum(r_px, 1e-3) / H / zoom)
+    k = SYMMETRY.get(shape)
+    if k:
+        raw = np.array([d.orient[k][0] for d in track.dets]) - np.array([cam.rotation(f) for f in frames])
+        angle = np.unwrap(raw * k) / k
+    else:
+        angle = np.full(len(frames), np.nan)
+    edge = np.array([d.touches_edge for d in track.dets])
+    # Size at the first sighting; several early unclipped frames steady it when the object is not
+    # growing (a median of the first three sightings, each taken back through the camera's zoom).
+    first = [i for i in range(min(3, len(frames))) if not edge[i]] or [0]
+    r0 = float(np.exp(np.median(log_r[first[:1] if _changes_size(log_r) else first])))
+    return SeenObject(
+        color=track.color,
+        shape=shape,
+        shape_confidence=conf,
+        size=_size_name(r0),
+        radius=r0,
+        track=track,
+        t=frames / fps,
+        xy=xy,
+        log_r=log_r,
+        angle=angle,
+        edge=edge,
+        first_frame=int(frames[0]),
+    )
+
+
+def is_object(track: Track, n_frames: int, height: int) -> bool:
+    """Does this track behave like one of the world's objects (see MIN_TRACK_FRACTION)?"""
+    dets = track.dets
+    if len(dets) < max(MIN_TRACK_FRAMES, math.ceil(MIN_TRACK_FRACTION * n_frames)):
+        return False
+    pairs = list(itertools.pairwise(dets))
+    whole = [(a, b) for a, b in pairs if not (a.touches_edge or b.touches_edge)] or pairs
+    jump = np.median([abs(math.log(b.mass / a.mass)) for a, b in whole])
+    step = np.median([math.hypot(b.x - a.x, b.y - a.y) / (b.frame - a.frame) for a, b in pairs])
+    gaps = np.mean([b.frame - a.frame > 1 for a, b in pairs])
+    core = np.median([d.core_de for d in dets])
+    best = np.median([d.best_de for d in dets])
+    inner = np.median([d.inner_de for d in dets])
+    area = np.median([d.area for d in dets])
+    return (
+        area >= MIN_TRACK_AREA * (SIZES["small"] * height) ** 2
+        and jump <= MAX_AREA_JUMP
+        and step <= MAX_STEP * height
+        and gaps <= MAX_GAP_SHARE
+        and (core <= FLAT_CORE_DE or best <= FLAT_BEST_DE or inner <= FLAT_INNER_DE)
+    )
+
+
+def _changes_size(log_r: np.ndarray) -> bool:
+    return len(log_r) >= 3 and abs(log_r[min(2, len(log_r) - 1)] - log_r[0]) > 0.05
+
+
+def read_scene(frames: np.ndarray, fps: float = DEFAULT_FPS) -> SceneReading:
+    """(T, H, W, 3) uint8 RGB -> what the clip shows."""
+    frames, _ = analysis_frames(np.ascontiguousarray(frames))
+    T, H, W, _ = frames.shape
+    per = perceive(frames)
+    gray = (frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).astype(np.uint8)
+    cam = estimate_camera(gray, np.stack([p.object_mask for p in per]), fps)
+    tracks = link(per, H)
+    objects = [_to_object(tr, cam, fps, H, W) for tr in tracks if is_object(tr, T, H)]
+    objects.sort(key=lambda o: (o.first_frame, o.start))
+    bg, scores = classify_background(frames, np.stack([p.object_mask for p in per]))
+    return SceneReading(objects, cam, bg, scores, fps, T, H, W, per, tracks, gray)
