@@ -27,13 +27,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from mutoscope.world.render import render
-from mutoscope.world.sample import sample_spec
 
 from mutoscope.post.mp4 import read_frames, write_mp4
 from mutoscope.world.caption import caption
 from mutoscope.world.claims import ClaimType, holds
 from mutoscope.world.judge import judge
+from mutoscope.world.render import render
+from mutoscope.world.sample import sample_spec
 
 OBJECT_CLAIMS = {
     ClaimType.COLOR, ClaimType.SHAPE, ClaimType.COUNT, ClaimType.SIZE, ClaimType.MOTION,

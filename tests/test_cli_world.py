@@ -68,7 +68,8 @@ def test_sample_writes_clips_jsonl_and_sheet(sampled):
         decoded = read_frames(sampled / entry["file"])
         assert decoded.shape == item["video"].shape
         err = np.abs(decoded.astype(int) - item["video"]).mean()
-        assert err < 3, err
+        # yuv420p halves chroma: textured backgrounds at 48x32 lose ~4 levels on average.
+        assert err < 6, err
 
     with Image.open(sampled / "contact_sheet.png") as sheet:
         assert sheet.format == "PNG"

@@ -6,6 +6,8 @@ moves. A candidate is rejected and redrawn until it satisfies the physical const
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from mutoscope.world.motion import camera_params, object_states, to_frame
@@ -23,9 +25,8 @@ from mutoscope.world.vocab import (
     Spin,
 )
 
-SCENE_KINDS = ("single", "multi", "count", "relation", "order", "camera", "figure")
+KINDS = SCENE_KINDS = ("single", "multi", "count", "relation", "order", "camera", "figure")
 SECONDS = 2.0
-CHECK_TIMES = np.linspace(0.0, SECONDS - 1e-6, 33)
 OBJECT_MOTIONS = (
     Motion.STILL,
     Motion.MOVE,
@@ -142,18 +143,17 @@ def _draw(rng, kind: str) -> tuple[list[ObjectSpec], Camera]:
 
 
 def _replace_xy(obj: ObjectSpec, x: float, y: float) -> ObjectSpec:
-    from dataclasses import replace
-
     return replace(obj, x=float(x), y=float(y))
 
 
 def feasible(spec: SceneSpec, margin: float = 0.02) -> bool:
     """Every object fully in frame at every checked time, and no two objects overlap."""
-    states = [object_states(o, CHECK_TIMES) for o in spec.objects]
+    times = np.linspace(0.0, spec.seconds - 1e-6, max(33, int(spec.seconds * 16)))
+    states = [object_states(o, times) for o in spec.objects]
     for o, st in zip(spec.objects, states, strict=True):
         r = o.radius * st.scale
-        fx, fy = to_frame(spec.camera, CHECK_TIMES, st.x, st.y)
-        zoom = camera_params(spec.camera, CHECK_TIMES)[0]
+        fx, fy = to_frame(spec.camera, times, st.x, st.y)
+        zoom = camera_params(spec.camera, times)[0]
         rr = r * zoom + margin
         if np.any((fx - rr < 0) | (fx + rr > 1) | (fy - rr < 0) | (fy + rr > 1)):
             return False
@@ -167,7 +167,17 @@ def feasible(spec: SceneSpec, margin: float = 0.02) -> bool:
     return True
 
 
-def sample_spec(rng: np.random.Generator, kind: str | None = None) -> SceneSpec:
+def _stretch(spec: SceneSpec, seconds: float) -> SceneSpec:
+    """The same scene over `seconds`: segment windows scale, motion rates stay per second."""
+    f = seconds / SECONDS
+    objects = tuple(
+        replace(o, segments=tuple(replace(s, t0=s.t0 * f, t1=s.t1 * f) for s in o.segments))
+        for o in spec.objects
+    )
+    return replace(spec, objects=objects, seconds=seconds)
+
+
+def sample_spec(rng: np.random.Generator, kind: str | None = None, seconds: float = SECONDS) -> SceneSpec:
     """A random, valid, feasible scene of the given kind (a random kind when None)."""
     if kind is not None and kind not in SCENE_KINDS:
         raise ValueError(f"unknown scene kind {kind!r}; choose from {SCENE_KINDS}")
@@ -183,7 +193,7 @@ def sample_spec(rng: np.random.Generator, kind: str | None = None) -> SceneSpec:
             caption_seed=int(rng.integers(2**31)),
             extras={"kind": chosen},
         )
-        spec.validate()
+        spec = _stretch(spec, seconds).validate() if seconds != SECONDS else spec.validate()
         if feasible(spec):
             return spec
     raise RuntimeError(f"could not draw a feasible {chosen!r} scene")  # a sampler bug, not input
