@@ -91,8 +91,11 @@ def _draw(rng, kind: str) -> tuple[list[ObjectSpec], Camera]:
         return [_object(rng, shape=Shape.PERSON)], camera
     if kind == "camera":
         camera = _pick(rng, tuple(c for c in Camera if c is not Camera.STATIC))
+        still = (Segment(Motion.STILL, 0, SECONDS),)
+        if camera is Camera.ZOOM_IN:  # the zoom pushes everything outwards: start near the centre
+            return [_object(rng, size="small", segments=still, xy=rng.uniform(0.36, 0.64, 2))], camera
         n = int(rng.integers(1, 3))
-        return [_object(rng, segments=(Segment(Motion.STILL, 0, SECONDS),)) for _ in range(n)], camera
+        return [_object(rng, segments=still) for _ in range(n)], camera
     if kind == "multi":
         return [_object(rng) for _ in range(int(rng.integers(2, 4)))], camera
     if kind == "count":

@@ -45,6 +45,9 @@ MAX_GAP_SHARE = 0.25  # share of steps that skip a frame
 # is low.
 FLAT_CORE_DE = 11.0
 FLAT_INNER_DE = 6.0
+FIGURE_ELONGATION = 1.8  # the stick figure measures 2-4; regular shapes 1.0-1.15
+FIGURE_PRESENCE = 0.75  # share of the frames
+FIGURE_AREA_JUMP = 0.12
 FLAT_BEST_DE = 7.0
 
 PERSON_ELONGATION = 1.5  # regular shapes measure 1.0-1.15; the stick figure 1.6-3
@@ -200,13 +203,20 @@ def is_object(track: Track, n_frames: int, height: int) -> bool:
     core = np.median([d.core_de for d in dets])
     best = np.median([d.best_de for d in dets])
     inner = np.median([d.inner_de for d in dets])
-    area = np.median([d.area for d in dets])
+    flat = core <= FLAT_CORE_DE or best <= FLAT_BEST_DE or inner <= FLAT_INNER_DE
+    # A stick figure is thin lines, none of them flat once the encoder has halved their chroma: it
+    # must instead hold steady, seen in nearly every frame with a steady area.
+    figure = (
+        np.median([d.elongation for d in dets]) >= FIGURE_ELONGATION
+        and len(dets) >= FIGURE_PRESENCE * n_frames
+        and jump <= FIGURE_AREA_JUMP
+    )
     return (
-        area >= MIN_TRACK_AREA * (SIZES["small"] * height) ** 2
+        np.median([d.mass for d in dets]) >= MIN_TRACK_AREA * (SIZES["small"] * height) ** 2
         and jump <= MAX_AREA_JUMP
         and step <= MAX_STEP * height
         and gaps <= MAX_GAP_SHARE
-        and (core <= FLAT_CORE_DE or best <= FLAT_BEST_DE or inner <= FLAT_INNER_DE)
+        and (flat or figure)
     )
 
 
