@@ -100,9 +100,9 @@ def test_segments_chain_from_where_the_previous_ended():
 
 
 def test_same_motion_at_64px_8fps_and_320x180_30fps():
-    spec = one(motion=Motion.MOVE, direction=Direction.DOWN_RIGHT, bg="grass", color="yellow")
-    spec = SceneSpec(objects=(ObjectSpec(Shape.CIRCLE, "yellow", "small", 0.3, 0.3, segments=spec.objects[0].segments),),
-                     background="grass")  # fmt: skip
+    segs = (Segment(Motion.MOVE, 0.0, 2.0, direction=Direction.DOWN_RIGHT),)
+    obj = ObjectSpec(Shape.CIRCLE, "yellow", "small", 0.3, 0.3, segments=segs)
+    spec = SceneSpec(objects=(obj,), background="grass")
     low, high = render(spec, 64, 64, 8), render(spec, 320, 180, 30)
 
     def centre(frame, h, w):
