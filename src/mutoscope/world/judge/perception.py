@@ -30,7 +30,10 @@ COLOR_NAMES: tuple[str, ...] = tuple(COLORS)
 PALETTE = np.array([COLORS[n] for n in COLOR_NAMES], np.float32)  # (9, 3) RGB
 
 SEED_DE = 20.0  # Lab delta-E from a palette color that counts as the object's own interior
-GROUND_DE = 32.0  # farther than this from every palette color: certainly ground
+GROUND_DE = 32.0  # farther than this from every palette color: ground, unless it stands out
+GROUND_STEADY = 40  # sum |RGB - local 5x5 median| above which a pixel stands out from its ground
+WEAK_DE = 50.0  # a pixel this near a color and not ground may be a thin part of an object...
+WEAK_ALPHA = 0.6  # ...if the matte reads it as mostly that color
 ALPHA_MIN = 0.5  # a pixel at least half the object's color is the object's (sub-pixel unbiased)
 RESIDUAL_MAX = 0.35  # a mix that misses the line from ground to color by this much is not this color
 UPSAMPLE = 4  # matte upsampling for outlines
@@ -225,29 +228,39 @@ def perceive(frames: np.ndarray) -> list[FramePerception]:
     out = []
     for t in range(T):
         seeds = dist[t] < SEED_DE
-        ground = dist[t] > GROUND_DE
+        # Sure ground: far from every color, and like its neighbourhood (a 5x5 median erases a
+        # thin limb, whose encoded pixels may have drifted far from their color too).
+        local = cv2.medianBlur(frames[t], 5).astype(np.int16)
+        steady = np.abs(frames[t].astype(np.int16) - local).sum(-1) <= GROUND_STEADY
+        ground = (dist[t] > GROUND_DE) & steady
         # Keep ground estimates off the objects' antialiased rims.
         ground &= ~cv2.dilate(seeds.astype(np.uint8), ring, iterations=2).astype(bool)
         ycc = ycc_all[t]
         g = _local_ground(ycc, ground, sigma)
+        # Weak seeds: not ground, and nearer a color than WEAK_DE; they count where the matte
+        # says the pixel is mostly that color (a thin limb whose chroma the encoder halved).
+        weak = (dist[t] < WEAK_DE) & ~ground & ~seeds
         dets: list[Detection] = []
         claimed = np.zeros((H, W), np.float32)  # best alpha so far, so that colors do not overlap
         owner = np.full((H, W), -1, np.int16)
-        present = np.unique(near[t][seeds])
-        mattes = {}
-        for ci in present:
+        mattes, own_seeds = {}, {}
+        for ci in np.unique(near[t][seeds | weak]):
             # An object's pixels lie within `reach` of its own color's seeds: matte only there.
-            own = seeds & (near[t] == ci)
-            near_own = cv2.dilate(own.astype(np.uint8), reach).astype(bool)
+            strict = seeds & (near[t] == ci)
+            maybe = weak & (near[t] == ci)
+            near_own = cv2.dilate((strict | maybe).astype(np.uint8), reach).astype(bool)
             ys, xs = np.nonzero(near_own)
             box = np.s_[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
             a, resid = _matte(ycc[box], g[box], pal_ycc[ci])
             a = np.where(near_own[box] & (resid <= RESIDUAL_MAX), np.clip(a, 0.0, 1.0), 0.0)
             alpha = np.zeros((H, W), np.float32)
             alpha[box] = a
-            alpha[own] = 1.0
-            alpha[seeds & ~own] = 0.0
-            mattes[ci] = alpha
+            own = strict | (maybe & (alpha >= WEAK_ALPHA))
+            if not own.any():
+                continue
+            alpha[strict] = 1.0
+            alpha[seeds & ~strict] = 0.0
+            mattes[ci], own_seeds[ci] = alpha, own
             better = alpha > claimed
             claimed[better] = alpha[better]
             owner[better] = ci
@@ -260,7 +273,7 @@ def perceive(frames: np.ndarray) -> list[FramePerception]:
             n, labels, stats, _ = cv2.connectedComponentsWithStats(grown, 8)
             labels[~member] = 0
             sizes = np.bincount(labels.ravel(), minlength=n)  # member pixels per blob
-            col_seeds = seeds & (near[t] == ci)
+            col_seeds = own_seeds[ci]
             for k in range(1, n):
                 x, y, w, h, _ = stats[k]
                 if sizes[k] < min_area:
