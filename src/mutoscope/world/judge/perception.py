@@ -30,13 +30,15 @@ COLOR_NAMES: tuple[str, ...] = tuple(COLORS)
 PALETTE = np.array([COLORS[n] for n in COLOR_NAMES], np.float32)  # (9, 3) RGB
 
 SEED_DE = 20.0  # Lab delta-E from a palette color that counts as the object's own interior
-GROUND_DE = 32.0  # farther than this from every palette color: ground, unless it stands out
+GROUND_DE = 32.0  # farther than this from every palette color: ground
 GROUND_STEADY = 40  # sum |RGB - local 5x5 median| above which a pixel stands out from its ground
 WEAK_DE = 50.0  # a pixel this near a color and not ground may be a thin part of an object...
-WEAK_ALPHA = 0.6  # ...if the matte reads it as mostly that color
+WEAK_ALPHA = 0.5  # ...if the matte reads it as mostly that color
 ALPHA_MIN = 0.5  # a pixel at least half the object's color is the object's (sub-pixel unbiased)
 RESIDUAL_MAX = 0.35  # a mix that misses the line from ground to color by this much is not this color
 UPSAMPLE = 4  # matte upsampling for outlines
+MIN_COHESION = 0.5  # the largest piece of a blob holds at least this share of its area
+BIG_PIECE_FRACTION = 0.6  # of the smallest object's area: a piece this big may be an object
 MAX_ANALYSIS_HEIGHT = 256  # larger videos are downscaled before analysis
 # A blob smaller than this fraction of the smallest object's area is noise (the smallest object, a
 # small star, covers about 1.4 r^2 with r = SIZES["small"] * H; shrinking takes it to a third of
@@ -181,19 +183,24 @@ def describe(matte: np.ndarray, x0: int, y0: int, frame: int, color: str, H: int
     m = cv2.moments(matte)
     if not contours or m["m00"] <= 0:
         return None
-    outer = [i for i in range(len(contours)) if hier[0][i][3] < 0]
-    main = max(outer, key=lambda i: cv2.contourArea(contours[i]))
-    cnt = contours[main]
+    # A blob may come in pieces a pixel apart (a thin limb broken by the encoder): all of its
+    # outlines count, their holes subtract, and the enclosing circle and hull take in every piece.
+    parent = hier[0][:, 3]
+    outer = [c for c, p in zip(contours, parent, strict=True) if p < 0]
     u2 = UPSAMPLE * UPSAMPLE
-    outer_area = cv2.contourArea(cnt)
-    holes = [i for i in range(len(contours)) if hier[0][i][3] == main]
-    hole_area = sum(cv2.contourArea(contours[i]) for i in holes)
+    outer_areas = [cv2.contourArea(c) for c in outer]
+    outer_area = sum(outer_areas)
+    # A few pieces, one of them most of the blob: an object; a spray of specks is noise.
+    if max(outer_areas) < MIN_COHESION * outer_area:
+        return None
+    hole_area = sum(cv2.contourArea(c) for c, p in zip(contours, parent, strict=True) if p >= 0)
     area = (outer_area - hole_area) / u2
     if area <= 0:
         return None
-    _, rad = cv2.minEnclosingCircle(cnt)
+    points = np.concatenate(outer)
+    _, rad = cv2.minEnclosingCircle(points)
     rad /= UPSAMPLE
-    hull_area = cv2.contourArea(cv2.convexHull(cnt)) / u2
+    hull_area = cv2.contourArea(cv2.convexHull(points)) / u2
     cx, cy = m["m10"] / m["m00"], m["m01"] / m["m00"]
     mu20, mu02, mu11 = m["mu20"] / m["m00"], m["mu02"] / m["m00"], m["mu11"] / m["m00"]
     spread = math.hypot((mu20 - mu02) / 2, mu11)
@@ -215,6 +222,43 @@ def describe(matte: np.ndarray, x0: int, y0: int, frame: int, color: str, H: int
     )
 
 
+def _blobs(member: np.ndarray, big_piece: float) -> tuple[int, np.ndarray]:
+    """Label the blobs of one color. Pieces a pixel apart are one blob (a stick figure's thin limbs
+    break up under chroma blur), unless two or more of them are each big enough to be an object:
+    then those stay apart (two touching balls) and each small piece joins the nearest of them."""
+    n, pieces, stats, cents = cv2.connectedComponentsWithStats(member.astype(np.uint8), 8)
+    grown = cv2.dilate(member.astype(np.uint8), np.ones((3, 3), np.uint8))
+    _, groups = cv2.connectedComponents(grown, connectivity=8)
+    group_of = np.zeros(n, np.int32)
+    group_of[pieces[member]] = groups[member]
+    blob_of = np.zeros(n, np.int32)
+    next_label = 1
+    for g in np.unique(group_of[1:]):
+        members = [k for k in range(1, n) if group_of[k] == g]
+        big = [k for k in members if stats[k, cv2.CC_STAT_AREA] >= big_piece]
+        if len(big) < 2:
+            blob_of[members] = next_label
+            next_label += 1
+            continue
+        labels_for = {k: next_label + i for i, k in enumerate(big)}
+        next_label += len(big)
+        for k in members:
+            nearest = min(big, key=lambda b: float(np.hypot(*(cents[k] - cents[b]))))
+            blob_of[k] = labels_for[nearest]
+    return next_label, blob_of[pieces] * member
+
+
+def _boxes(labels: np.ndarray, n: int) -> np.ndarray:
+    """(n, 4) bounding boxes x, y, w, h of each label (row 0 unused)."""
+    ys, xs = np.nonzero(labels)
+    lab = labels[ys, xs]
+    lo = np.full((n, 2), 1 << 30, np.int64)
+    hi = np.full((n, 2), -1, np.int64)
+    np.minimum.at(lo, lab, np.stack([xs, ys], 1))
+    np.maximum.at(hi, lab, np.stack([xs, ys], 1))
+    return np.concatenate([lo, np.maximum(hi - lo + 1, 0)], 1)
+
+
 def perceive(frames: np.ndarray) -> list[FramePerception]:
     """(T, H, W, 3) uint8 RGB at analysis resolution -> detections per frame."""
     T, H, W, _ = frames.shape
@@ -223,16 +267,17 @@ def perceive(frames: np.ndarray) -> list[FramePerception]:
     pal_ycc = PALETTE @ _YCC.T
     sigma = max(1.5, 2.5 * H / 64)
     min_area = MIN_AREA_FRACTION * 1.4 * (0.095 * H) ** 2
+    big_piece = BIG_PIECE_FRACTION * 1.4 * (0.095 * H) ** 2
     ring = np.ones((3, 3), np.uint8)
     reach = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * (H // 16) + 1,) * 2)
     out = []
     for t in range(T):
         seeds = dist[t] < SEED_DE
-        # Sure ground: far from every color, and like its neighbourhood (a 5x5 median erases a
-        # thin limb, whose encoded pixels may have drifted far from their color too).
+        # Ground: far from every color, or not a seed and like its neighbourhood (a 5x5 median
+        # erases a thin limb, whose encoded pixels may have drifted from their color).
         local = cv2.medianBlur(frames[t], 5).astype(np.int16)
         steady = np.abs(frames[t].astype(np.int16) - local).sum(-1) <= GROUND_STEADY
-        ground = (dist[t] > GROUND_DE) & steady
+        ground = (dist[t] > GROUND_DE) | ((dist[t] > SEED_DE) & steady)
         # Keep ground estimates off the objects' antialiased rims.
         ground &= ~cv2.dilate(seeds.astype(np.uint8), ring, iterations=2).astype(bool)
         ycc = ycc_all[t]
@@ -267,15 +312,12 @@ def perceive(frames: np.ndarray) -> list[FramePerception]:
         frame_mask = np.zeros((H, W), bool)
         for ci, alpha in mattes.items():
             member = (alpha >= ALPHA_MIN) & (owner == ci)
-            # Pieces of one blob a pixel apart are one blob (a stick figure's thin limbs break up
-            # under chroma blur); the pieces are labelled through a one-pixel dilation.
-            grown = cv2.dilate(member.astype(np.uint8), ring, iterations=1)
-            n, labels, stats, _ = cv2.connectedComponentsWithStats(grown, 8)
-            labels[~member] = 0
+            n, labels = _blobs(member, big_piece)
+            stats = _boxes(labels, n)
             sizes = np.bincount(labels.ravel(), minlength=n)  # member pixels per blob
             col_seeds = own_seeds[ci]
             for k in range(1, n):
-                x, y, w, h, _ = stats[k]
+                x, y, w, h = stats[k]
                 if sizes[k] < min_area:
                     continue
                 comp = labels[y : y + h, x : x + w] == k
@@ -290,7 +332,7 @@ def perceive(frames: np.ndarray) -> list[FramePerception]:
                 crop = np.where(region & (owner[y0:y1, x0:x1] == ci), alpha[y0:y1, x0:x1], 0.0)
                 crop = crop.astype(np.float32)
                 det = describe(crop, x0, y0, t, COLOR_NAMES[ci], H, W)
-                if det is None or det.area < min_area:
+                if det is None or min(det.area, float(crop.sum())) < min_area:
                     continue
                 det.mass = float(crop.sum())
                 inside = crop >= ALPHA_MIN

@@ -32,10 +32,10 @@ DEFAULT_FPS = 8.0
 # frame, its steps small, few frames missed. Noise blobs of one color, linked by chance, are not.
 MIN_TRACK_FRACTION = 0.25
 MIN_TRACK_FRAMES = 3
-MAX_AREA_JUMP = 0.2  # median |log area change| between consecutive sightings
+MAX_AREA_JUMP = 0.25  # median |log area change| between sightings (shrink + zoom out: ~0.2)
 # Median blob area of a track, in (small radius)^2: the smallest object covers ~1.4 of them;
 # single frames may fall lower (shrinking, zoom out, a cut by the border), the median may not.
-MIN_TRACK_AREA = 0.5
+MIN_TRACK_AREA = 0.35
 MAX_STEP = 0.12  # median step between sightings, frame heights (a bouncing ball's fastest is ~0.2)
 MAX_GAP_SHARE = 0.25  # share of steps that skip a frame
 # Objects are flat palette colors. The median delta-E of a blob's own-color pixels is a few units,
@@ -45,46 +45,67 @@ MAX_GAP_SHARE = 0.25  # share of steps that skip a frame
 # is low.
 FLAT_CORE_DE = 11.0
 FLAT_INNER_DE = 6.0
+FLAT_BEST_DE = 7.0
 FIGURE_ELONGATION = 1.8  # the stick figure measures 2-4; regular shapes 1.0-1.15
 FIGURE_PRESENCE = 0.75  # share of the frames
-FIGURE_AREA_JUMP = 0.12
-FLAT_BEST_DE = 7.0
+FIGURE_AREA_JUMP = 0.25
 
-PERSON_ELONGATION = 1.5  # regular shapes measure 1.0-1.15; the stick figure 1.6-3
-ROUND_MOMENT = 0.1  # k-fold moment strength below which a blob is round (polygons: 0.2-0.6)
+PERSON_ELONGATION = 1.6  # regular shapes measure 1.0-1.15; the stick figure 2-4
+# Rotation-invariant descriptors of each shape and size as rendered at 64x64 and read back through
+# H.264: mean and spread of (k=3, 4, 5 moment strengths, fill, solidity, holes) over 27 renders
+# each (all colors, random backgrounds and angles). Spreads are floored at SPREAD_FLOOR.
+SHAPE_PROTOTYPES = {
+    ("circle", "small"): ((0.03, 0.03, 0.03, 0.83, 0.95, 0.0), (0.02, 0.03, 0.02, 0.05, 0.02, 0.0)),
+    ("circle", "medium"): ((0.02, 0.02, 0.02, 0.87, 0.96, 0.0), (0.02, 0.01, 0.01, 0.02, 0.02, 0.0)),
+    ("circle", "large"): ((0.01, 0.02, 0.01, 0.9, 0.97, 0.0), (0.01, 0.01, 0.01, 0.03, 0.01, 0.0)),
+    ("ring", "small"): ((0.03, 0.04, 0.03, 0.67, 0.76, 0.2), (0.02, 0.04, 0.02, 0.07, 0.07, 0.06)),
+    ("ring", "medium"): ((0.03, 0.02, 0.02, 0.7, 0.77, 0.2), (0.02, 0.02, 0.01, 0.03, 0.03, 0.03)),
+    ("ring", "large"): ((0.01, 0.01, 0.01, 0.72, 0.77, 0.2), (0.01, 0.01, 0.01, 0.02, 0.02, 0.02)),
+    ("square", "small"): ((0.05, 0.23, 0.05, 0.68, 0.91, 0.0), (0.03, 0.03, 0.03, 0.05, 0.03, 0.0)),
+    ("square", "medium"): ((0.03, 0.26, 0.03, 0.68, 0.92, 0.0), (0.02, 0.02, 0.03, 0.03, 0.03, 0.0)),
+    ("square", "large"): ((0.02, 0.27, 0.01, 0.67, 0.94, 0.0), (0.01, 0.02, 0.01, 0.02, 0.03, 0.0)),
+    ("triangle", "small"): ((0.43, 0.06, 0.06, 0.54, 0.89, 0.0), (0.08, 0.05, 0.05, 0.06, 0.05, 0.0)),
+    ("triangle", "medium"): ((0.5, 0.04, 0.04, 0.5, 0.89, 0.0), (0.03, 0.03, 0.02, 0.02, 0.03, 0.0)),
+    ("triangle", "large"): ((0.52, 0.03, 0.03, 0.47, 0.9, 0.0), (0.02, 0.03, 0.02, 0.02, 0.02, 0.0)),
+    ("star", "small"): ((0.1, 0.11, 0.39, 0.57, 0.77, 0.0), (0.05, 0.1, 0.1, 0.06, 0.07, 0.0)),
+    ("star", "medium"): ((0.06, 0.05, 0.48, 0.52, 0.7, 0.0), (0.03, 0.03, 0.05, 0.03, 0.04, 0.0)),
+    ("star", "large"): ((0.04, 0.04, 0.52, 0.5, 0.66, 0.0), (0.02, 0.02, 0.03, 0.03, 0.04, 0.0)),
+}
+SPREAD_FLOOR = np.array([0.04, 0.04, 0.04, 0.04, 0.04, 0.05])
 # k of the k-fold symmetry that shows each shape's rotation.
 SYMMETRY = {Shape.TRIANGLE: 3, Shape.SQUARE: 4, Shape.STAR: 5}
-# Area of each shape as a fraction of its bounding circle (pi r^2), measured on antialiased renders;
-# the size is read from the area (steadier than the outline's enclosing circle at 64x64).
+# Matte area of each shape over its bounding circle (pi r^2), measured like SHAPE_PROTOTYPES; the
+# size is read from the area, which sub-pixel motion and rotation leave unchanged.
 AREA_FILL = {
-    Shape.CIRCLE: 1.0,
-    Shape.SQUARE: 2 / math.pi,
-    Shape.TRIANGLE: 3 * math.sqrt(3) / (4 * math.pi),
-    Shape.STAR: 0.5,
-    Shape.RING: 0.75,
+    Shape.CIRCLE: 1.01,
+    Shape.SQUARE: 0.672,
+    Shape.TRIANGLE: 0.417,
+    Shape.STAR: 0.424,
+    Shape.RING: 0.83,
 }
+PERSON_ENCLOSING = 1.0  # the figure's enclosing circle over its bounding radius (0.95-1.02)
+# The stick figure's matte centroid sits this many radii below its centre (legs outweigh the head).
+PERSON_CENTROID_DROP = 0.141
 
 
 def shape_votes(d: Detection) -> dict[Shape, float]:
-    """Score of each shape for one blob: rules on rotation-invariant descriptors.
+    """One vote for the shape this blob looks most like.
 
     Every regular shape (circle, ring, square, triangle, star) has isotropic second moments, so an
-    elongated blob is the stick figure; among the rest, the k-fold angular moments tell triangle
-    (3), square (4) and star (5) from round ones, and a hole or a hollow hull tells the ring."""
-    o3, o4, o5 = d.orient[3][1], d.orient[4][1], d.orient[5][1]
-    scores = {s: 0.0 for s in Shape}
-    if d.elongation > PERSON_ELONGATION and d.fill < 0.5:
-        scores[Shape.PERSON] = 1.0
-    elif max(o3, o4, o5) < ROUND_MOMENT:
-        ring = d.holes > 0.04 or d.solidity < 0.85
-        scores[Shape.RING if ring else Shape.CIRCLE] = 1.0
-    elif o3 >= max(o4, o5):
-        scores[Shape.TRIANGLE] = 1.0
-    elif o5 >= o4 and d.solidity < 0.85:
-        scores[Shape.STAR] = 1.0
-    else:
-        scores[Shape.SQUARE] = 1.0
-    return scores
+    elongated blob is the stick figure. The rest go to the nearest prototype (SHAPE_PROTOTYPES) in
+    the space of rotation-invariant descriptors: k-fold moment strengths (3: triangle, 4: square,
+    5: star), fill of the bounding circle, solidity, and the hole that tells a ring."""
+    votes = {s: 0.0 for s in Shape}
+    if d.elongation >= PERSON_ELONGATION and d.fill < 0.5:
+        votes[Shape.PERSON] = 1.0
+        return votes
+    f = np.array([d.orient[3][1], d.orient[4][1], d.orient[5][1], d.fill, d.solidity, d.holes])
+    best = min(
+        SHAPE_PROTOTYPES.items(),
+        key=lambda kv: float((((f - kv[1][0]) / np.maximum(kv[1][1], SPREAD_FLOOR)) ** 2).sum()),
+    )
+    votes[Shape(best[0][0])] = 1.0
+    return votes
 
 
 @dataclass
@@ -157,12 +178,14 @@ def _to_object(track: Track, cam: CameraTrack, fps: float, H: int, W: int) -> Se
     pix = np.array([[d.x, d.y] for d in track.dets])
     rest = np.concatenate([cam.to_frame0(f, p[None]) for f, p in zip(frames, pix, strict=True)])
     xy = pixel_to_world(rest, H, W)
-    if shape is Shape.PERSON:  # thin lines: the area says more about line width than size
-        r_px = np.array([d.radius for d in track.dets])
+    if shape is Shape.PERSON:  # thin lines: their matte area varies with what the encoder left
+        r_px = np.array([d.radius / PERSON_ENCLOSING for d in track.dets])
     else:
         r_px = np.array([math.sqrt(d.mass / (math.pi * AREA_FILL[shape])) for d in track.dets])
     zoom = np.array([cam.scale(f) for f in frames])
     log_r = np.log(np.maximum(r_px, 1e-3) / H / zoom)
+    if shape is Shape.PERSON:
+        xy[:, 1] -= PERSON_CENTROID_DROP * np.exp(log_r)
     k = SYMMETRY.get(shape)
     if k:
         raw = np.array([d.orient[k][0] for d in track.dets]) - np.array([cam.rotation(f) for f in frames])
