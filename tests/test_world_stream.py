@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from mutoscope.data.world_stream import WorldStream, collate, from_model, to_model
 from mutoscope.world.claims import claims_from_json, holds
+from mutoscope.world.holdout import in_training
 from mutoscope.world.spec import SceneSpec
 
 
@@ -99,3 +100,15 @@ def test_bad_arguments():
         WorldStream(rank=2, world_size=2)
     with pytest.raises(ValueError):
         WorldStream(width=0)
+
+
+def test_train_split_never_shows_what_the_dev_suite_holds_out():
+    train, everything = WorldStream(seed=3, split="train"), WorldStream(seed=3, split="all")
+    novel_seen = 0
+    for i in range(150):
+        item = train.sample(i)
+        spec = SceneSpec.from_json(item["spec"])
+        assert in_training(spec, item["caption"]), item["caption"]
+        other = everything.sample(i)
+        novel_seen += not in_training(SceneSpec.from_json(other["spec"]), other["caption"])
+    assert novel_seen > 10  # the unfiltered stream does draw held-out pairs and words

@@ -9,6 +9,10 @@ Items are dicts: `video` is uint8 (T, H, W, 3) RGB as rendered (a quarter of the
 would cost between worker processes); `collate` stacks a batch into what the model eats, float
 (B, C, T, H, W) in [-1, 1], through `to_model`. `caption` is the text, `claims` the JSON list of
 the claims it makes (`claims_to_json`), `spec` the scene spec as JSON, `index` the sample index.
+
+`split="train"` (the default) leaves out what the dev suite holds back (world/holdout.py): a draw
+that uses a held-out pair or word is redrawn from the same generator, so sample i stays a pure
+function of (seed, i). `split="all"` keeps every draw.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from mutoscope.world.caption import caption
 from mutoscope.world.claims import claims_to_json
+from mutoscope.world.holdout import in_training
 from mutoscope.world.render import render
 from mutoscope.world.sample import sample_spec
 
@@ -40,6 +45,7 @@ class WorldStream(IterableDataset):
         world_size: int = 1,
         as_tensor: bool = True,
         length: int | None = None,
+        split: str = "train",
     ):
         super().__init__()
         if not 0 <= rank < world_size:
@@ -50,14 +56,19 @@ class WorldStream(IterableDataset):
         self.fps, self.seconds = fps, seconds
         self.kinds = tuple(kinds) if kinds else None
         self.rank, self.world_size = rank, world_size
-        self.as_tensor, self.length = as_tensor, length
+        if split not in ("train", "all"):
+            raise ValueError(f"split must be 'train' or 'all', got {split!r}")
+        self.as_tensor, self.length, self.split = as_tensor, length, split
 
     def sample(self, i: int) -> dict:
         """Sample number `i`: the same clip, caption and claims on any machine, in any shard."""
         rng = np.random.default_rng([self.seed, i])
-        kind = None if self.kinds is None else self.kinds[int(rng.integers(len(self.kinds)))]
-        spec = sample_spec(rng, kind=kind, seconds=self.seconds)
-        text = caption(spec, rng)
+        while True:
+            kind = None if self.kinds is None else self.kinds[int(rng.integers(len(self.kinds)))]
+            spec = sample_spec(rng, kind=kind, seconds=self.seconds)
+            text = caption(spec, rng)
+            if self.split == "all" or in_training(spec, text.text):
+                break
         frames = render(spec, self.width, self.height, self.fps)  # (T, H, W, 3) uint8
         video = torch.from_numpy(frames) if self.as_tensor else frames
         return {

@@ -64,8 +64,8 @@ def _sd_capsule(px, py, ax, ay, bx, by, r):
 
 def _sd_person(px, py, pose):
     """Stick figure: head, body, two arms, two legs; `pose` holds per-frame limb angles (T, 1, 1)."""
-    hip, shoulder, limb, th = (0.0, 0.25), (0.0, -0.3), 0.5, 0.1
-    d = np.hypot(px, py + 0.72) - 0.24  # head
+    hip, shoulder, limb, th = (0.0, 0.25), (0.0, -0.3), 0.5, 0.16
+    d = np.hypot(px, py + 0.72) - 0.26  # head
     d = np.minimum(d, _sd_capsule(px, py, 0, -0.48, *hip, th))  # body
     for ang, (ox, oy), ln in (
         (pose["leg_l"], hip, 0.7),

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mutoscope.world.judge.perception import pose_patch
 from mutoscope.world.judge.reading import SeenObject
+from mutoscope.world.motion import JUMP_HEIGHT, ZIGZAG_AMPLITUDE, ZIGZAG_PERIOD
 from mutoscope.world.vocab import (
     DIRECTION_VECTORS,
     GRAVITY,
@@ -53,14 +55,15 @@ GROW_MIN = math.log(GROW_FACTOR) / 2.0 / 3.0  # log radius / s
 ORBIT_R_RANGE = (0.5 * ORBIT_RADIUS, 1.7 * ORBIT_RADIUS)
 # A drop of a few pixels already hits the floor at this speed (world units / s).
 REBOUND_SPEED = 0.3
-ARTICULATION = 0.07  # pose change (see _articulates) above which the stick figure moves its limbs
-ZIGZAG_HZ = 2.0  # placeholder until the renderer fixes it
-ZIGZAG_AMPLITUDE = 0.06
-ZIGZAG_MIN_AMPLITUDE = 0.5 * ZIGZAG_AMPLITUDE
-# The orbit and zigzag models are held to the world's radius and amplitude: a free circle or a free
-# wave fits any short wiggle. Their deviation is charged as a Gaussian prior with these widths.
+# Pose change (see _articulates) above which the stick figure moves its limbs: a still figure reads
+# 0 under a still camera and up to ~0.2 under a moving one; a wave 0.06-0.14, a walk 0.17-0.25.
+ARTICULATION = 0.02
+ARTICULATION_MOVING = 0.2
+ZIGZAG_PHASES = 16
+JUMP_REACH = 0.45  # seconds either side of a jump's apex where the figure stands (a jump: 0.86 s)
+# The orbit model is held to the world's radius: a free circle fits any short wiggle. Its deviation
+# is charged as a Gaussian prior of this width.
 ORBIT_R_SIGMA = 0.3 * ORBIT_RADIUS
-ZIGZAG_A_SIGMA = 0.3 * ZIGZAG_AMPLITUDE
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,11 @@ class _Fit:
     model: str
     cost: float
     params: dict
+
+
+def _triangle(u: np.ndarray) -> np.ndarray:
+    """The world's zigzag: a triangle wave of unit amplitude and period (world/motion.py)."""
+    return 1 - 4 * np.abs(np.mod(u + 0.25, 1) - 0.5)
 
 
 class _Prefix:
@@ -116,7 +124,7 @@ class _Prefix:
 
 
 # Extra parameters cost a little, so that a still object is not fitted as an orbit of radius 0.
-MODEL_PENALTY = {"linear": 0.0, "gravity": 1.0, "orbit": 3.0, "zigzag": 3.0}
+MODEL_PENALTY = {"linear": 0.0, "gravity": 1.0, "orbit": 3.0, "zigzag": 2.0}
 
 
 def _window_fits(t, xy, log_r, angle, w, a, b) -> tuple[np.ndarray, list[_Fit], list[dict]]:
@@ -144,15 +152,27 @@ def _window_fits(t, xy, log_r, angle, w, a, b) -> tuple[np.ndarray, list[_Fit], 
             pick = co < best_orbit[1]
             best_orbit = (np.where(pick[:, None], so, best_orbit[0]), np.minimum(co, best_orbit[1]))
     costs["orbit"], sols["orbit"] = best_orbit[1], best_orbit[0]
-    ph = 2 * math.pi * ZIGZAG_HZ * t
-    sz, cz = _Prefix([(np.stack([one, t, np.sin(ph), np.cos(ph)], 1), y)], w).solve(a, b)
-    costs["zigzag"], sols["zigzag"] = cx + cz, (sx, sz)
-    prior = {
-        "orbit": ((np.hypot(sols["orbit"][:, 2], sols["orbit"][:, 3]) - ORBIT_RADIUS) / ORBIT_R_SIGMA) ** 2,
-        "zigzag": ((np.hypot(sz[:, 2], sz[:, 3]) - ZIGZAG_AMPLITUDE) / ZIGZAG_A_SIGMA) ** 2,
-    }
+    # Zigzag, held to the world's own wave: x at MOVE_SPEED either way, y a triangle wave of known
+    # amplitude and period at the best of ZIGZAG_PHASES phases; only the offsets are free.
+    flat = np.ones((len(t), 1))
+    zig_x = np.minimum(
+        *(_Prefix([(flat, x - sign * MOVE_SPEED * t)], w).solve(a, b)[1] for sign in (1.0, -1.0))
+    )
+    right = _Prefix([(flat, x - MOVE_SPEED * t)], w).solve(a, b)[1] <= zig_x
+    zig_y = np.min(
+        [
+            _Prefix([(flat, y - ZIGZAG_AMPLITUDE * _triangle(t / ZIGZAG_PERIOD + k / ZIGZAG_PHASES))],
+                    w).solve(a, b)[1]
+            for k in range(ZIGZAG_PHASES)
+        ],
+        axis=0,
+    )  # fmt: skip
     # A wave is only told from a wobble over most of its period.
-    prior["zigzag"] = np.where(t_b - t_a >= 0.75 / ZIGZAG_HZ, prior["zigzag"], np.inf)
+    enough = t_b - t_a >= 0.75 * ZIGZAG_PERIOD
+    costs["zigzag"], sols["zigzag"] = np.where(enough, zig_x + zig_y, np.inf), right
+    prior = {
+        "orbit": ((np.hypot(sols["orbit"][:, 2], sols["orbit"][:, 3]) - ORBIT_RADIUS) / ORBIT_R_SIGMA) ** 2
+    }
     names = list(costs)
     total = np.stack(
         [costs[m] / SIGMA_POS**2 + MODEL_PENALTY[m] + prior.get(m, 0.0) for m in names]
@@ -181,8 +201,7 @@ def _window_fits(t, xy, log_r, angle, w, a, b) -> tuple[np.ndarray, list[_Fit], 
         elif m == "orbit":
             params = {"radius": math.hypot(sols[m][k, 2], sols[m][k, 3])}
         else:
-            params = {"vx": sols[m][0][k, 1], "vy": sols[m][1][k, 1],
-                      "amp": math.hypot(sols[m][1][k, 2], sols[m][1][k, 3])}  # fmt: skip
+            params = {"vx": MOVE_SPEED if sols[m][k] else -MOVE_SPEED}
         fits.append(_Fit(m, cost, {k2: float(v) for k2, v in params.items()}))
         sides.append({"g": float(sr[k, 1]), "omega": float(sa[k, 1]) if has_angle else 0.0})
     return total[pick, np.arange(K)] + side_cost, fits, sides
@@ -234,10 +253,17 @@ def _articulates(obj: SeenObject, a: int, b: int) -> float:
     matte from the segment's mean pose, over the pose's mass (0 for a rigid figure)."""
     if obj.shape is not Shape.PERSON:
         return 0.0
-    patches = [d.patch for d in obj.track.dets[a : b + 1] if d.patch is not None]
-    if len(patches) < 3:
+    dets, views = obj.track.dets[a : b + 1], obj.views[a : b + 1]
+    keep = [i for i, d in enumerate(dets) if d.matte is not None]
+    if len(keep) < 3:
         return 0.0
-    p = np.stack(patches)
+    p = np.stack(
+        [
+            pose_patch(dets[i].matte, dets[i].x - dets[i].origin[0],
+                       dets[i].y - dets[i].origin[1], obj.height, *views[i])
+            for i in keep
+        ]
+    )  # fmt: skip
     mean = p.mean(0)
     return float(np.abs(p - mean).sum((1, 2)).mean() / max(mean.sum(), 1e-6))
 
@@ -250,10 +276,9 @@ def _name(obj: SeenObject, a: int, b: int, fit: _Fit, side: dict) -> Happening:
         return Happening(Motion.ORBIT, t0, t1, detail=f"radius {p['radius']:.2f}")
     if fit.model == "gravity":
         return Happening(None, t0, t1, detail=f"arc vy {p['vy0']:+.2f}..{p['vy1']:+.2f}")
-    zig = fit.model == "zigzag" and p["amp"] >= ZIGZAG_MIN_AMPLITUDE
-    if zig and MOVE_RANGE[0] <= abs(p["vx"]) <= MOVE_RANGE[1]:
+    if fit.model == "zigzag":
         d = Direction.RIGHT if p["vx"] > 0 else Direction.LEFT
-        return Happening(Motion.ZIGZAG, t0, t1, direction=d, detail=f"amp {p['amp']:.2f}")
+        return Happening(Motion.ZIGZAG, t0, t1, direction=d)
     vx, vy = p.get("vx", 0.0), p.get("vy", 0.0)
     speed = math.hypot(vx, vy)
     if speed < STILL_SPEED:
@@ -262,7 +287,10 @@ def _name(obj: SeenObject, a: int, b: int, fit: _Fit, side: dict) -> Happening:
             return Happening(Motion.ROTATE, t0, t1, spin=spin, detail=f"{omega:+.1f} rad/s")
         if abs(g) >= GROW_MIN:
             return Happening(Motion.GROW if g > 0 else Motion.SHRINK, t0, t1, detail=f"{g:+.2f}/s")
-        if _articulates(obj, a, b) > ARTICULATION:
+        # Under a moving camera a rigid figure's thin lines are resampled every frame, which
+        # reads as pose change up to ARTICULATION_MOVING; a wave must stand out from that.
+        limit = ARTICULATION if obj.camera_still else ARTICULATION_MOVING
+        if _articulates(obj, a, b) > limit:
             return Happening(Motion.WAVE, t0, t1)
         return Happening(Motion.STILL, t0, t1, detail=f"{speed:.3f}/s")
     if MOVE_RANGE[0] <= speed <= MOVE_RANGE[1]:
@@ -310,6 +338,27 @@ def _gravity_patterns(obj: SeenObject, segs, named: list[Happening]) -> list[Hap
     return out
 
 
+def _jumps(obj: SeenObject, segs, named: list[Happening]) -> list[Happening]:
+    """A stick figure that rises at least half of JUMP_HEIGHT above the ground on both sides of the
+    rise, and comes back, jumps: the segments that rise and fall around each apex are one jump
+    (the crouch between jumps cuts the arcs too short for the gravity model on their own)."""
+    y, t = obj.xy[:, 1], obj.t
+    out = list(named)
+    for k in range(1, len(y) - 1):
+        near = np.abs(t - t[k]) <= JUMP_REACH
+        before, after = near & (t < t[k]), near & (t > t[k])
+        if not (before.any() and after.any()) or y[k] != y[near].min():
+            continue
+        rise = min(y[before].max(), y[after].max()) - y[k]
+        if rise < 0.5 * JUMP_HEIGHT:
+            continue
+        span = (t[before].min(), t[after].max())
+        for i, (a, b, _, _) in enumerate(segs):
+            if t[b] >= span[0] and t[a] <= span[1]:
+                out[i] = Happening(Motion.JUMP, named[i].t0, named[i].t1, detail=f"rise {rise:.2f}")
+    return out
+
+
 def happenings(obj: SeenObject) -> tuple[list[Happening], float]:
     """The object's motion as named segments in time order (adjacent equal names merged), and the
     RMS position residual of the fits (world units; how far the motion strays from the world's)."""
@@ -318,6 +367,8 @@ def happenings(obj: SeenObject) -> tuple[list[Happening], float]:
     rms = math.sqrt(sum(f.cost for _, _, f, _ in segs) / max(n, 1)) * SIGMA_POS
     named = [_name(obj, a, b, f, side) for a, b, f, side in segs]
     named = _gravity_patterns(obj, segs, named)
+    if obj.shape is Shape.PERSON:
+        named = _jumps(obj, segs, named)
     merged: list[Happening] = []
     for h in named:
         if merged and (merged[-1].motion, merged[-1].direction, merged[-1].spin) == (

@@ -97,7 +97,8 @@ class Detection:
     inner_de: float = 99.0  # median delta-E at least 1.5 px inside the blob (99: no inside)
     mass: float = 0.0  # sum of the matte: the area, steady under sub-pixel motion of thin parts
     lab: tuple[float, float, float] = (0.0, 0.0, 0.0)  # mean CIE Lab of the blob's core
-    patch: np.ndarray | None = None  # elongated blobs: the matte centred on a fixed grid (pose)
+    matte: np.ndarray | None = None  # elongated blobs (a figure's pose): the matte crop...
+    origin: tuple[int, int] = (0, 0)  # ...and where its top-left pixel lies in the frame
 
 
 @dataclass
@@ -164,11 +165,16 @@ def _orientation(alpha: np.ndarray, cx: float, cy: float) -> dict[int, tuple[flo
     return out
 
 
-def pose_patch(matte: np.ndarray, cx: float, cy: float, H: int) -> np.ndarray:
-    """The matte resampled onto a POSE_GRID x POSE_GRID grid centred on the centroid, spanning
-    POSE_SPAN frame heights: rigid motion leaves it (nearly) unchanged, moving limbs do not."""
-    s = POSE_GRID / (POSE_SPAN * H)
-    m = np.array([[s, 0, POSE_GRID / 2 - s * cx], [0, s, POSE_GRID / 2 - s * cy]], np.float32)
+def pose_patch(
+    matte: np.ndarray, cx: float, cy: float, H: int, zoom: float = 1.0, roll: float = 0.0
+) -> np.ndarray:
+    """The matte resampled onto a POSE_GRID x POSE_GRID grid centred on (cx, cy), spanning
+    POSE_SPAN frame heights of the world (the camera's zoom and roll undone): rigid motion leaves
+    it (nearly) unchanged, moving limbs do not."""
+    s = POSE_GRID / (POSE_SPAN * H * zoom)
+    c, n = s * math.cos(-roll), s * math.sin(-roll)
+    m = np.array([[c, -n, 0.0], [n, c, 0.0]], np.float32)
+    m[:, 2] = POSE_GRID / 2 - m[:, :2] @ np.array([cx, cy], np.float32)
     patch = cv2.warpAffine(matte, m, (POSE_GRID, POSE_GRID), flags=cv2.INTER_LINEAR)
     # Blurred by about a source pixel: a thin limb sliding by a fraction of a pixel changes its
     # coverage pixel by pixel, which is not a change of pose.
@@ -351,7 +357,7 @@ def perceive(frames: np.ndarray) -> list[FramePerception]:
                     rgb = core.mean(0, dtype=np.float32)[None, None] / 255.0
                     det.lab = tuple(float(v) for v in cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)[0, 0])
                 if det.elongation > POSE_ELONGATION:
-                    det.patch = pose_patch(crop, det.x - x0, det.y - y0, H)
+                    det.matte, det.origin = crop, (x0, y0)
                 dets.append(det)
                 frame_mask[y0:y1, x0:x1] |= region
         out.append(FramePerception(dets, frame_mask))

@@ -24,7 +24,7 @@ from mutoscope.world.judge.perception import (
     perceive,
 )
 from mutoscope.world.judge.tracking import Track, link
-from mutoscope.world.vocab import SIZES, Shape
+from mutoscope.world.vocab import SIZES, Camera, Shape
 
 DEFAULT_FPS = 8.0
 # A track is an object if it is seen in at least this fraction of the frames (an object may leave
@@ -43,11 +43,11 @@ MAX_GAP_SHARE = 0.25  # share of steps that skip a frame
 # under 5; where a blob has an inside, it is exact. A noise blob that comes near a color has all
 # three high (median above 11, 10th percentile above 6.5, inside above 8). A track is flat if any
 # is low.
-FLAT_CORE_DE = 11.0
-FLAT_INNER_DE = 6.0
-FLAT_BEST_DE = 7.0
+FLAT_CORE_DE = 13.0
+FLAT_INNER_DE = 8.0
+FLAT_BEST_DE = 9.0
 FIGURE_ELONGATION = 1.8  # the stick figure measures 2-4; regular shapes 1.0-1.15
-FIGURE_PRESENCE = 0.75  # share of the frames
+FIGURE_PRESENCE = 0.5  # share of the frames (a small figure under a zoom out fades)
 FIGURE_AREA_JUMP = 0.25
 
 PERSON_ELONGATION = 1.6  # regular shapes measure 1.0-1.15; the stick figure 2-4
@@ -123,6 +123,9 @@ class SeenObject:
     log_r: np.ndarray  # (N,) log of the world radius (camera zoom removed)
     angle: np.ndarray  # (N,) k-fold orientation, unwrapped, camera rotation removed (nan: none)
     edge: np.ndarray  # (N,) bool: the blob touched the frame border (position less certain)
+    views: list  # per sighting, the camera's (zoom, roll): to undo them when comparing poses
+    height: int = 64  # analysis frame height, px
+    camera_still: bool = True  # the camera did not move (poses compare cleanly)
     first_frame: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -193,6 +196,7 @@ def _to_object(track: Track, cam: CameraTrack, fps: float, H: int, W: int) -> Se
     else:
         angle = np.full(len(frames), np.nan)
     edge = np.array([d.touches_edge for d in track.dets])
+    views = [(cam.scale(f), cam.rotation(f)) for f in frames]
     # Size at the first sighting; several early unclipped frames steady it when the object is not
     # growing (a median of the first three sightings, each taken back through the camera's zoom).
     first = [i for i in range(min(3, len(frames))) if not edge[i]] or [0]
@@ -209,6 +213,9 @@ def _to_object(track: Track, cam: CameraTrack, fps: float, H: int, W: int) -> Se
         log_r=log_r,
         angle=angle,
         edge=edge,
+        views=views,
+        height=H,
+        camera_still=cam.classify()[0] is Camera.STATIC,
         first_frame=int(frames[0]),
     )
 

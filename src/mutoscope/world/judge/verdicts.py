@@ -24,6 +24,7 @@ class Verdict:
 
     def to_dict(self) -> dict:
         return {
+            "type": self.claim.type.value,
             "claim": self.claim.to_dict(),
             "text": self.claim.describe(),
             "passed": self.passed,
