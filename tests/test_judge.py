@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import math
+import tempfile
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from mutoscope.post.mp4 import read_frames, write_mp4
 from mutoscope.world.claims import Claim, ClaimType, Event, ObjectRef
 from mutoscope.world.judge import judge
 from mutoscope.world.judge.camera import estimate_camera
+from mutoscope.world.render import render
+from mutoscope.world.spec import ObjectSpec, SceneSpec, Segment
 from mutoscope.world.vocab import (
     CAMERA_ORBIT_RATE,
     CAMERA_PAN_SPEED,
@@ -252,3 +257,43 @@ def test_noise_passes_no_object_claim():
     report = judge(noise, claims, fps=FPS)
     assert not any(v.passed for v in report.verdicts)
     assert report.consistency.score < 20
+
+
+def through_mp4(frames: np.ndarray) -> np.ndarray:
+    with tempfile.TemporaryDirectory() as tmp:
+        return read_frames(write_mp4(Path(tmp) / "clip.mp4", frames, FPS))
+
+
+def _world_clip(shape, motion, *, direction=None, y=0.5, background="grass", camera=Camera.STATIC):
+    """A medium object of the world with one motion for the whole clip, rendered at 64x64 through
+    the MP4 encoder (as the validation reads it)."""
+    seg = (Segment(motion, 0.0, 2.0, direction=direction),)
+    obj_ = ObjectSpec(shape=shape, color="orange", size="medium", x=0.5, y=y, segments=seg)
+    spec = SceneSpec(objects=(obj_,), background=background, camera=camera).validate()
+    return through_mp4(render(spec, W, H, FPS))
+
+
+@pytest.mark.parametrize(
+    ("motion", "direction", "y", "wrong"),
+    [
+        (Motion.WALK, Direction.RIGHT, 0.7, Motion.JUMP),
+        (Motion.WAVE, None, 0.6, Motion.WALK),
+        (Motion.JUMP, None, 0.7, Motion.WAVE),
+    ],
+)
+def test_stick_figure_motions_both_ways(motion, direction, y, wrong):
+    f = _world_clip(Shape.PERSON, motion, direction=direction, y=y)
+    person = ObjectRef(shape=Shape.PERSON)
+    assert verdict(f, Claim(ClaimType.SHAPE, subject=ObjectRef(color="orange"), value="person"))
+    assert verdict(f, Claim(ClaimType.MOTION, event=Event(person, motion, direction)))
+    assert not verdict(f, Claim(ClaimType.MOTION, event=Event(person, wrong)))
+    assert not verdict(f, Claim(ClaimType.MOTION, event=Event(person, Motion.STILL)))
+
+
+def test_background_and_camera_claims_both_ways():
+    f = _world_clip(Shape.CIRCLE, Motion.STILL, background="brick", camera=Camera.ZOOM_IN)
+    assert verdict(f, Claim(ClaimType.BACKGROUND, value="brick"))
+    assert not verdict(f, Claim(ClaimType.BACKGROUND, value="dunes"))
+    assert verdict(f, Claim(ClaimType.CAMERA, value=Camera.ZOOM_IN))
+    assert not verdict(f, Claim(ClaimType.CAMERA, value=Camera.ZOOM_OUT))
+    assert not verdict(f, Claim(ClaimType.CAMERA, value=Camera.STATIC))
