@@ -1,0 +1,163 @@
+"""Train the VAE or the DiT on the world (resuming from checkpoints), export and evaluate them.
+
+`mutoscope train vae|dit --preset tiny --run DIR` trains or resumes; `mutoscope train export` ships a
+run's EMA weights as safetensors + config.json; `mutoscope train eval-vae` prints reconstruction PSNR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from mutoscope.errors import UserError
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("train", help="train the VAE or the DiT; export weights",
+                                   description=__doc__.splitlines()[0])  # fmt: skip
+    sub = parser.add_subparsers(dest="train_command", metavar="WHAT", parser_class=type(parser))
+    for what in ("vae", "dit"):
+        p = sub.add_parser(
+            what,
+            help=f"train the {dict(vae='VAE', dit='DiT')[what]} (resumes from --run's checkpoint)",
+        )
+        p.add_argument("--preset", default="tiny", help="model preset from mutoscope.config.PRESETS")
+        p.add_argument("--run", required=True, type=Path, help="run directory: checkpoint, log.jsonl")
+        p.add_argument("--steps", type=int, help="train until this step (default: TrainConfig.max_steps)")
+        p.add_argument("--batch", type=int, help="global batch size")
+        p.add_argument("--lr", type=float)
+        p.add_argument("--warmup", type=int, help="linear warm-up steps")
+        p.add_argument("--ema", type=float, help="EMA decay")
+        p.add_argument("--seed", type=int)
+        p.add_argument("--workers", type=int, help="DataLoader workers rendering the world")
+        p.add_argument("--log-every", type=int)
+        p.add_argument("--eval-every", type=int)
+        p.add_argument("--eval-clips", type=int, help="held-out clips per evaluation")
+        p.add_argument("--ckpt-every", type=float, help="seconds between checkpoints")
+        p.add_argument("--no-bf16", action="store_true", help="train in float32")
+        p.add_argument("--act-ckpt", action="store_true", help="activation checkpointing")
+        p.add_argument("--threads", type=int, help="torch CPU threads (per process)")
+        p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+        if what == "vae":
+            p.add_argument("--crop", type=int, help="train on random crops of this size (0: full frame)")
+            p.add_argument("--crop-frames", type=int, help="frames per crop (a multiple of 4; 0: full clip)")
+        else:
+            p.add_argument("--vae", type=Path, help="exported VAE directory or VAE run directory (frozen)")
+            p.add_argument("--caption-dropout", type=float)
+        p.set_defaults(func=run_train, what=what)
+    p = sub.add_parser("export", help="write EMA weights as safetensors + config.json")
+    p.add_argument("--vae-run", type=Path, help="a VAE run: its weights, latent statistics measured")
+    p.add_argument("--dit-run", type=Path, help="a DiT run: its weights with the VAE it was trained on")
+    p.add_argument(
+        "--out", type=Path, required=True, help="output directory (e.g. src/mutoscope/weights/tiny)"
+    )
+    p.add_argument("--stats-clips", type=int, default=256, help="clips for the latent mean/std")
+    p.add_argument("--threads", type=int)
+    p.set_defaults(func=run_export)
+    p = sub.add_parser("eval-vae", help="reconstruction PSNR of a VAE on held-out world clips")
+    p.add_argument("vae", type=Path, help="an exported model directory or a VAE run directory")
+    p.add_argument("--clips", type=int, default=64, help="held-out clips (full size, e.g. 64x64x16)")
+    p.add_argument("--no-bf16", action="store_true", help="run the VAE in float32")
+    p.add_argument("--threads", type=int)
+    p.set_defaults(func=run_eval_vae)
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+
+ARG_FIELDS = {"steps": "max_steps", "batch": "batch_size", "lr": "lr", "warmup": "warmup_steps",
+              "ema": "ema_decay", "seed": "seed", "workers": "num_workers", "log_every": "log_every",
+              "eval_every": "eval_every", "eval_clips": "eval_clips", "ckpt_every": "ckpt_every_s",
+              "crop": "crop_size", "crop_frames": "crop_frames",
+              "caption_dropout": "caption_dropout"}  # fmt: skip
+
+# Defaults per task where TrainConfig's (DiT-minded) defaults do not fit the VAE.
+TASK_DEFAULTS = {"vae": dict(lr=6e-4, warmup_steps=200, batch_size=8, eval_every=250), "dit": {}}
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from mutoscope.config import TrainConfig, preset
+    from mutoscope.train.loop import train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        model_cfg = preset(args.preset)
+    except ValueError as e:
+        raise UserError("train.preset", str(e)) from None
+    values = dict(what=args.what, **TASK_DEFAULTS[args.what])
+    values.update({f: getattr(args, a) for a, f in ARG_FIELDS.items() if getattr(args, a, None) is not None})
+    if args.no_bf16:
+        values["bf16"] = False
+    if args.act_ckpt:
+        values["activation_checkpointing"] = True
+    cfg = dataclasses.replace(TrainConfig(), **values)
+    kw = {}
+    if args.what == "dit":
+        from mutoscope.train.dit_task import load_vae
+
+        if args.vae is None:
+            raise UserError("train.vae", "DiT training needs --vae (an exported VAE or a VAE run directory)")
+        try:  # the DiT trains on this VAE's latents: its config (with latent statistics) is the model's
+            model_cfg = dataclasses.replace(model_cfg, vae=load_vae(args.vae).cfg)
+        except (ValueError, FileNotFoundError) as e:
+            raise UserError("train.vae", str(e)) from None
+        kw["vae_path"] = args.vae
+    try:
+        train(model_cfg, cfg, args.run, device=args.device, **kw)
+    except ValueError as e:
+        raise UserError("train.config", str(e)) from None
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from mutoscope.train.export import export
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if (args.vae_run is None) == (args.dit_run is None):
+        raise UserError("train.export", "give one of --vae-run or --dit-run")
+    for run in (args.vae_run, args.dit_run):
+        if run is not None and not (run / "ckpt.pt").exists():
+            raise UserError("train.export", f"{run} has no checkpoint (ckpt.pt)")
+    try:
+        path = export(args.out, vae_run=args.vae_run, dit_run=args.dit_run, stats_clips=args.stats_clips)
+    except ValueError as e:
+        raise UserError("train.export", str(e)) from None
+    print(path)
+    return 0
+
+
+def run_eval_vae(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    import torch
+
+    from mutoscope.config import preset
+    from mutoscope.data.world_stream import to_model
+    from mutoscope.train.dit_task import load_vae
+    from mutoscope.train.parallel import bf16_supported
+    from mutoscope.train.tasks import HELD_OUT_SEED, eval_vae, world
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        vae = load_vae(args.vae)
+    except (ValueError, FileNotFoundError) as e:
+        raise UserError("train.vae", str(e)) from None
+    geometry = preset("tiny")  # the clip size the VAE serves (64x64, 16 frames at 8 fps)
+    stream = world(geometry, HELD_OUT_SEED)
+    clips = torch.stack([to_model(stream.sample(i)["video"]) for i in range(args.clips)])
+    clips = clips.contiguous(memory_format=torch.channels_last_3d)
+    bf16 = not args.no_bf16 and bf16_supported(torch.device("cpu"))
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+    start = time.perf_counter()
+    scores = eval_vae(vae, clips, autocast)
+    scores["encode_decode_s_per_clip"] = (time.perf_counter() - start) / args.clips
+    scores.update(clips=args.clips, bf16=bf16, threads=torch.get_num_threads())
+    print(json.dumps(scores))
+    return 0

@@ -1,0 +1,175 @@
+"""Configs as frozen dataclasses, presets as plain dicts of values; every checkpoint saves its config.
+
+A model is a (VAEConfig, DiTConfig) pair plus the text encoder it was trained with; `ModelConfig`
+bundles them with the clip geometry, and is what `weights/<name>/config.json` holds. The presets
+go from `tiny` (the CPU default, trained on the procedural world) to ~1B-parameter GPU configs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Causal 3-D convolutional video autoencoder with a KL bottleneck."""
+
+    in_channels: int = 3
+    latent_channels: int = 16
+    base_channels: int = 32  # width of the first stage; doubled per `channel_mult`
+    channel_mult: tuple[int, ...] = (1, 2, 2)  # one stage per entry; all but the last downsample
+    spatial_down: int = 4  # 2 ** (len(channel_mult) - 1)
+    temporal_down: int = 4  # causal: latent frame k sees frames < (k + 1) * temporal_down
+    blocks_per_stage: int = 1
+    kl_weight: float = 1e-6
+    # Reconstruction weight of saturated (object) pixels relative to the desaturated background:
+    # objects are a few percent of the pixels, and a 6-pixel object must keep its color.
+    object_weight: float = 10.0
+    # Latents are standardised by these before the DiT sees them (measured after VAE training).
+    latent_mean: float = 0.0
+    latent_std: float = 1.0
+
+
+@dataclass(frozen=True)
+class DiTConfig:
+    """Diffusion transformer over latent patches (adaLN-Zero, text cross-attention, 3-D RoPE)."""
+
+    in_channels: int = 16  # = VAEConfig.latent_channels
+    patch_size: tuple[int, int, int] = (1, 2, 2)  # (t, h, w) in latent units
+    dim: int = 256
+    depth: int = 8
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    text_dim: int = 384  # MiniLM token states
+    qk_norm: bool = True
+    long_skip: bool = False  # U-ViT long skip connections (Vidu's backbone)
+    # Control inputs (issue 4) add channels or embeddings; 0 / False keeps the base model.
+    cond_channels: int = 0
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """The frozen text encoder: a local Hugging Face model path, or None for the bundled MiniLM."""
+
+    path: str | None = None
+    max_tokens: int = 48
+    dim: int = 384
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a text-to-video model: saved as `config.json` beside its weights."""
+
+    name: str = "tiny"
+    width: int = 64
+    height: int = 64
+    frames: int = 16  # base clip length; longer videos by extension
+    fps: float = 8.0
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    dit: DiTConfig = field(default_factory=DiTConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """Defaults for sampling; every one can be overridden per call of generate()."""
+
+    steps: int = 20
+    sampler: str = "euler"  # euler | heun
+    cfg: float = 5.0
+    shift: float = 1.0  # resolution-dependent time shift (SD3): larger for more latent tokens
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run (VAE or DiT): optimiser, schedule, precision, checkpoints."""
+
+    what: str = "dit"  # vae | dit
+    batch_size: int = 16  # global batch, split across ranks
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 500
+    max_steps: int = 100_000
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    caption_dropout: float = 0.1  # for classifier-free guidance
+    bf16: bool = True  # autocast where the device supports it
+    activation_checkpointing: bool = False
+    log_every: int = 50
+    ckpt_every_s: float = 180.0  # atomic checkpoints every few minutes (wall clock)
+    seed: int = 0
+    num_workers: int = 1  # DataLoader workers rendering the world (300 clips/s each: one is plenty)
+    eval_every: int = 500  # steps between held-out evaluations (VAE: PSNR; DiT: validation loss)
+    eval_clips: int = 16
+    # VAE only: train on random crops (the VAE is convolutional and its norms per voxel, so a crop
+    # trains it exactly as the full frame does, at a fraction of the cost). 0 = the full clip.
+    # Not in time, by default: the causal convs' temporal receptive field spans the clip, and 8-frame
+    # crops left the last frames of 16-frame clips visibly off in color (measured).
+    crop_size: int = 32
+    crop_frames: int = 0
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The CPU default: trained on the procedural world on 2 cores, shipped in the repository.
+    "tiny": dict(dit=dict(dim=256, depth=8, heads=4)),
+    # Tests: seconds to build and run.
+    "test": dict(
+        width=32,
+        height=32,
+        frames=8,
+        vae=dict(base_channels=8, latent_channels=4, channel_mult=(1, 2, 2)),
+        dit=dict(in_channels=4, dim=32, depth=2, heads=2),
+    ),
+    # GPU configs (same code; torchrun + FSDP2). Sizes are the DiT's parameter counts, measured
+    # (a block is ~22 dim^2: self-attention 4, cross-attention 4, MLP 8, adaLN 6).
+    "small": dict(width=256, height=256, frames=32, dit=dict(dim=768, depth=10, heads=12)),  # 134M
+    "base": dict(width=512, height=512, frames=64, dit=dict(dim=1152, depth=20, heads=16)),  # 593M
+    "large": dict(width=512, height=512, frames=64, dit=dict(dim=1536, depth=22, heads=24)),  # 1.15B
+}
+
+T = TypeVar("T")
+
+
+def _build(cls: type[T], values: dict[str, Any]) -> T:
+    """A (nested) config dataclass from plain values; JSON lists become tuples, unknown keys fail."""
+    kwargs = {}
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in values.items():
+        if key not in names:
+            raise ValueError(f"{cls.__name__} has no field {key!r}")
+        sub = {"vae": VAEConfig, "dit": DiTConfig, "text": TextConfig}.get(key)
+        if sub is not None and cls is ModelConfig:
+            value = _build(sub, value) if isinstance(value, dict) else value
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def preset(name: str) -> ModelConfig:
+    """The ModelConfig of a named preset (see PRESETS)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return _build(ModelConfig, {"name": name, **PRESETS[name]})
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain JSON-ready values of a config dataclass."""
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type[T], values: dict[str, Any]) -> T:
+    """The inverse of to_dict."""
+    return _build(cls, values)
+
+
+def save_json(config: Any, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(to_dict(config), indent=2) + "\n")
+
+
+def load_json(cls: type[T], path: str | Path) -> T:
+    return from_dict(cls, json.loads(Path(path).read_text()))

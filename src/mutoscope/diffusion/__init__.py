@@ -1,0 +1,1 @@
+"""Rectified flow (flow.py) and its pure-function samplers with classifier-free guidance (sampling.py)."""

@@ -1,0 +1,1 @@
+"""The benchmark: prompt suites, a runner that generates and judges them, a report with plots."""

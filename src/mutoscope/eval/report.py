@@ -1,0 +1,97 @@
+"""The benchmark report: pass rate per claim type per source (model, ground truth, untrained), the
+consistency score, a markdown table and one bar plot per claim type."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from mutoscope.world.claims import ClaimType
+
+SOURCE_ORDER = ("ground truth", "model", "untrained")
+
+
+def summarise(rows: list[dict]) -> dict[str, dict]:
+    """{source: {"types": {claim type: (passed, total)}, "overall": (passed, total), "consistency": median,
+    "prompts": n, "seconds": mean}}"""
+    out: dict[str, dict] = {}
+    by_source: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_source[r["source"]].append(r)
+    for source, rs in by_source.items():
+        types: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for r in rs:
+            for v in r["verdicts"]:
+                types[v["type"]][0] += bool(v["passed"])
+                types[v["type"]][1] += 1
+        passed = sum(p for p, _ in types.values())
+        total = sum(t for _, t in types.values())
+        out[source] = {
+            "types": {k: tuple(v) for k, v in types.items()},
+            "overall": (passed, total),
+            "consistency": statistics.median(r["consistency"]["score"] for r in rs),
+            "prompts": len(rs),
+            "seconds": statistics.mean(r["seconds"] for r in rs),
+        }
+    return out
+
+
+def _pct(pt: tuple[int, int] | None) -> str:
+    if not pt or not pt[1]:
+        return "-"
+    return f"{100 * pt[0] / pt[1]:.1f}% ({pt[0]}/{pt[1]})"
+
+
+def _sources(summary: dict) -> list[str]:
+    return sorted(summary, key=lambda s: SOURCE_ORDER.index(s) if s in SOURCE_ORDER else len(SOURCE_ORDER))
+
+
+def markdown(summary: dict) -> str:
+    """The table: a row per claim type, a column per source, then overall and consistency."""
+    sources = _sources(summary)
+
+    def row(name: str, cell) -> str:
+        return f"| {name} | " + " | ".join(cell(summary[s]) for s in sources) + " |"
+
+    lines = ["| claim type | " + " | ".join(sources) + " |", "|---|" + "---|" * len(sources)]
+    for t in ClaimType:
+        if any(t.value in summary[s]["types"] for s in sources):
+            lines.append(row(t.value, lambda x, t=t: _pct(x["types"].get(t.value))))
+    lines.append(row("**overall**", lambda x: f"**{_pct(x['overall'])}**"))
+    lines.append(row("consistency (median)", lambda x: f"{x['consistency']:.1f}"))
+    lines.append(row("prompts", lambda x: str(x["prompts"])))
+    lines.append(row("seconds per prompt", lambda x: f"{x['seconds']:.2f}"))
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: dict, path: Path) -> Path:
+    """One panel per claim type: the pass rate of each source, with the 80% bar drawn in."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; set here, not at import, to keep imports side-effect free
+    import matplotlib.pyplot as plt
+
+    sources = _sources(summary)
+    types = [t.value for t in ClaimType if any(t.value in summary[s]["types"] for s in sources)]
+    cols = 3
+    rows = -(-len(types) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    colors = {"ground truth": "#7a8896", "model": "#3b7dd8", "untrained": "#d0a040"}
+    for ax, t in zip(axes.flat, types, strict=False):
+        rates = []
+        for s in sources:
+            p, n = summary[s]["types"].get(t, (0, 0))
+            rates.append(100 * p / n if n else 0.0)
+        ax.bar(sources, rates, color=[colors.get(s, "#888") for s in sources])
+        ax.axhline(80, color="#c33", lw=1, ls="--")
+        ax.set_ylim(0, 100)
+        ax.set_title(t)
+        ax.tick_params(axis="x", labelsize=8)
+    for ax in list(axes.flat)[len(types) :]:
+        ax.axis("off")
+    fig.suptitle("claims passed by the judge (%)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,83 @@
+"""Ship a run: the EMA weights as safetensors plus config.json (the ModelConfig), the layout that
+mutoscope.generate.load_model reads.
+
+The VAE's latent mean and std are measured here, over a few hundred world clips, and written into
+the config: the DiT trains on, and samples, latents standardised by them. A DiT run was trained with
+the VAE export it was given; its checkpoints hold that VAE and its config, so a DiT run exports alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from mutoscope.config import ModelConfig, from_dict, save_json
+from mutoscope.data.world_stream import to_model
+from mutoscope.train import checkpoint, parallel
+from mutoscope.train.tasks import world
+from mutoscope.vae import CausalVAE, channels_last
+
+
+def _run(run_dir: str | Path, what: str) -> dict:
+    ckpt = checkpoint.load(run_dir)
+    if ckpt is None or ckpt.get("what") != what:
+        raise ValueError(f"{run_dir} holds no {what} checkpoint")
+    return ckpt
+
+
+@torch.no_grad()
+def latent_stats(vae: CausalVAE, cfg: ModelConfig, clips: int = 256, seed: int = 0) -> tuple[float, float]:
+    """Mean and std of the posterior means over `clips` world clips (the training world's first)."""
+    vae = channels_last(vae.eval())
+    stream = world(cfg, seed)
+    bf16 = parallel.bf16_supported(torch.device("cpu"))
+    total = total_sq = count = 0.0
+    for start in range(0, clips, 8):
+        x = torch.stack([to_model(stream.sample(i)["video"]) for i in range(start, min(clips, start + 8))])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            mean, _ = vae.encode(x.contiguous(memory_format=torch.channels_last_3d))
+        mean = mean.double()
+        total, total_sq, count = (
+            total + mean.sum().item(),
+            total_sq + mean.pow(2).sum().item(),
+            count + mean.numel(),
+        )
+    mu = total / count
+    return mu, max(total_sq / count - mu * mu, 1e-12) ** 0.5
+
+
+def _save(state: dict[str, torch.Tensor], path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.detach().float().contiguous() for k, v in state.items()}, tmp)
+    tmp.replace(path)
+
+
+def export(out: str | Path, *, vae_run: str | Path | None = None, dit_run: str | Path | None = None,
+           stats_clips: int = 256) -> Path:  # fmt: skip
+    """Write out/config.json and out/vae.safetensors, plus out/dit.safetensors given a DiT run.
+
+    With a VAE run alone: its EMA weights, with latent statistics measured here. With a DiT run: its
+    EMA weights, the frozen VAE it was trained on (saved in its checkpoint) and its config."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if dit_run is not None:
+        dck = _run(dit_run, "dit")
+        cfg = from_dict(ModelConfig, dck["model_cfg"])
+        vae_state = dck["frozen"]["vae"]
+        _save(dck["ema"], out / "dit.safetensors")
+    elif vae_run is not None:
+        vck = _run(vae_run, "vae")
+        cfg = from_dict(ModelConfig, vck["model_cfg"])
+        vae = CausalVAE(cfg.vae)
+        vae.load_state_dict(vck["ema"])
+        mean, std = latent_stats(vae, cfg, stats_clips)
+        cfg = dataclasses.replace(cfg, vae=dataclasses.replace(cfg.vae, latent_mean=mean, latent_std=std))
+        vae_state = vae.state_dict()
+    else:
+        raise ValueError("export needs a VAE run or a DiT run")
+    _save(vae_state, out / "vae.safetensors")
+    save_json(cfg, out / "config.json")
+    return out

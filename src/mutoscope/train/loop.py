@@ -1,0 +1,188 @@
+"""The training loop: one function for the VAE and the DiT, the step in plain sight.
+
+    zero_grad -> forward (bf16 autocast) -> backward -> clip -> AdamW step -> EMA
+
+Logging, evaluation and checkpoints are inline `if` blocks. The task (tasks.py) supplies the model,
+the batches and the loss; distribution (parallel.py) is applied from outside. Run it in one process
+or under `torchrun --nproc_per_node N`: batch k is the same global batch either way.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
+from tqdm import tqdm
+
+from mutoscope.config import ModelConfig, TrainConfig, from_dict, to_dict
+from mutoscope.train import checkpoint, parallel, tasks
+
+# Dense matmul peak of this machine's 2 cores, measured (issue 3): the denominator of MFU.
+PEAK_FLOPS = {"cpu": {torch.float32: 175e9, torch.bfloat16: 390e9}}
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to cfg.lr, then constant."""
+    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+
+
+def ema_decay_at(step: int, cfg: TrainConfig) -> float:
+    """EMA decay ramped up from 0 (as in many diffusion codebases), so a short run's EMA is not
+    dominated by the random initialisation."""
+    return min(cfg.ema_decay, (1 + step) / (10 + step))
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+        e.lerp_(p, 1.0 - decay)
+
+
+def count_flops(task, model: torch.nn.Module, batch: dict[str, Any], autocast) -> int:
+    """FLOPs of one forward + backward on this rank's batch, counted on a throwaway copy of the model
+    (counting the real step would run it under a dispatch mode, off the exact-resume path)."""
+    with FlopCounterMode(display=False) as counter:
+        with autocast:
+            loss, _ = task.loss(model, batch)
+        loss.backward()
+    return counter.get_total_flops()
+
+
+def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def train(
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    run_dir: str | Path,
+    *,
+    device: str | None = None,
+    progress: bool = True,
+    **task_kw: Any,
+) -> dict[str, Any]:
+    """Train `cfg.what` ("vae" | "dit") to cfg.max_steps in run_dir, resuming from its checkpoint.
+
+    Returns the last logged scalars. Extra keywords go to the task (the DiT task's `vae_path`)."""
+    d = parallel.init(device)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = checkpoint.load(run_dir)
+    if ckpt is not None:
+        saved = from_dict(ModelConfig, ckpt["model_cfg"])
+        if saved != model_cfg:
+            raise ValueError(f"{run_dir} holds a run of another model config; use a new --run directory")
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+    task = tasks.build(cfg.what, model_cfg, cfg, d.rank, d.world_size, **task_kw)
+    model = task.to(d.device).model
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    step = 0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        ema.load_state_dict(ckpt["ema"])
+        opt.load_state_dict(ckpt["optimizer"])
+        checkpoint.set_rng_state(ckpt["rng"])
+        step = ckpt["step"]
+    if cfg.activation_checkpointing:
+        parallel.activation_checkpointing(model)
+    net = parallel.wrap(model, d)
+
+    # Batch k is item k: starting the sampler at `step` is the whole of "restore the data position".
+    loader = DataLoader(task.data, batch_size=None, sampler=range(step, cfg.max_steps),
+                        num_workers=cfg.num_workers, persistent_workers=False)  # fmt: skip
+    use_bf16 = cfg.bf16 and parallel.bf16_supported(d.device)
+    dtype = torch.bfloat16 if use_bf16 else torch.float32
+    autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=use_bf16)
+    peak = PEAK_FLOPS.get(d.device.type, {}).get(dtype)
+    log = open(run_dir / "log.jsonl", "a") if d.main else None  # noqa: SIM115 (closed below)
+    bar = tqdm(total=cfg.max_steps, initial=step, disable=not (progress and d.main), dynamic_ncols=True,
+               mininterval=1.0 if sys.stderr.isatty() else 60.0)  # fmt: skip
+    # SIGTERM (kill, a scheduler's preemption): finish the step, checkpoint, return.
+    stop = []
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    flops_per_step, sums, n_sum = None, {}, 0
+    t_log = t_ckpt = time.time()
+    steps_since_log, last = 0, {}
+
+    for batch in loader:
+        batch = _to(batch, d.device)
+        lr = lr_at(step, cfg)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        if flops_per_step is None:
+            flops_per_step = count_flops(task, copy.deepcopy(net if d.world_size == 1 else model), batch,
+                                         autocast) * d.world_size  # fmt: skip
+        opt.zero_grad(set_to_none=True)
+        with autocast:
+            loss, metrics = task.loss(net, batch)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        ema_update(ema, model, ema_decay_at(step, cfg))
+        step += 1
+        steps_since_log += 1
+        bar.update(1)
+
+        for k, v in {"loss": loss.item(), "grad_norm": grad_norm.item(), **metrics}.items():
+            sums[k] = sums.get(k, 0.0) + v
+        n_sum += 1
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"loss is {loss.item()} at step {step}")
+
+        if step % cfg.log_every == 0 or step == cfg.max_steps:
+            dt = time.time() - t_log
+            last = {k: parallel.all_mean(v / n_sum, d) for k, v in sums.items()}
+            sps = steps_since_log * cfg.batch_size / dt
+            last.update(step=step, lr=lr, samples_per_s=sps, time=time.time())
+            if peak:
+                last["mfu"] = flops_per_step * steps_since_log / dt / peak
+            if d.main:
+                log.write(json.dumps(last) + "\n")
+                log.flush()
+                bar.set_postfix(loss=f"{last['loss']:.4f}", sps=f"{sps:.1f}")
+                if not sys.stderr.isatty():  # a log file: one readable line per log step
+                    short = {k: float(f"{v:.5g}") if k != "time" and isinstance(v, float) else v
+                             for k, v in last.items()}  # fmt: skip
+                    print(json.dumps(short), flush=True)
+            sums, n_sum, steps_since_log, t_log = {}, 0, 0, time.time()
+
+        if d.main and cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.max_steps):
+            t_eval = time.time()
+            scores = {f"eval_{k}": v for k, v in task.evaluate(ema, autocast).items()}
+            scores.update(step=step, eval_s=time.time() - t_eval)
+            log.write(json.dumps(scores) + "\n")
+            log.flush()
+            print(json.dumps(scores), flush=True)
+            t_log += time.time() - t_eval  # evaluation time is not training throughput
+
+        if time.time() - t_ckpt >= cfg.ckpt_every_s or step == cfg.max_steps or stop:
+            if d.main:
+                checkpoint.save(run_dir, {
+                    "what": cfg.what, "model_cfg": to_dict(model_cfg), "train_cfg": to_dict(cfg),
+                    "step": step, "model": model.state_dict(), "ema": ema.state_dict(),
+                    "optimizer": opt.state_dict(), "rng": checkpoint.rng_state(),
+                    "frozen": task.frozen_state(),  # e.g. the DiT's VAE: a run is self-contained
+                })  # fmt: skip
+            t_ckpt = time.time()
+        if stop:
+            break
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)
+    bar.close()
+    if log is not None:
+        log.close()
+    parallel.shutdown()
+    return {"step": step, **last}

@@ -1,0 +1,157 @@
+"""The training loop: it learns, it resumes exactly, torchrun with 2 ranks equals 1 process, and
+exported weights load back."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mutoscope.cli import main as cli_main
+from mutoscope.config import ModelConfig, TrainConfig, load_json, preset
+from mutoscope.train import checkpoint
+from mutoscope.train.export import export
+from mutoscope.train.loop import train
+from mutoscope.train.tasks import VAETask
+from mutoscope.vae import CausalVAE
+
+CFG = preset("test")  # 32x32, 8 frames; a VAE of a few thousand parameters
+TCFG = TrainConfig(what="vae", batch_size=4, lr=2e-3, warmup_steps=2, max_steps=6, log_every=2,
+                   eval_every=0, eval_clips=2, crop_size=16, crop_frames=8, num_workers=0,
+                   ckpt_every_s=1e9)  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny ops on a shared 2-core machine: a second OpenMP thread costs more in wake-ups than it
+    computes (the busy other core makes every parallel region wait for a scheduler tick)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def vae_loss_on_batch0(state: dict | None) -> float:
+    torch.manual_seed(TCFG.seed)
+    task = VAETask(CFG, TCFG, 0, 1)
+    if state is not None:
+        task.model.load_state_dict(state)
+    with torch.no_grad():
+        loss, _ = task.loss(task.model, task.data[0])
+    return loss.item()
+
+
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tmp_path):
+    before = vae_loss_on_batch0(None)
+    train(CFG, dataclasses.replace(TCFG, max_steps=30), tmp_path, progress=False)
+    after = vae_loss_on_batch0(checkpoint.load(tmp_path)["model"])
+    assert after < 0.9 * before, (before, after)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 30 and {"loss", "lr", "grad_norm", "samples_per_s"} <= set(log[-1])
+
+
+def test_resume_gives_the_same_parameters_as_a_straight_run(tmp_path):
+    train(CFG, TCFG, tmp_path / "straight", progress=False)
+    train(CFG, dataclasses.replace(TCFG, max_steps=3), tmp_path / "resumed", progress=False)
+    assert checkpoint.load(tmp_path / "resumed")["step"] == 3
+    train(CFG, TCFG, tmp_path / "resumed", progress=False)
+    a, b = checkpoint.load(tmp_path / "straight"), checkpoint.load(tmp_path / "resumed")
+    assert a["step"] == b["step"] == 6
+    for key in ("model", "ema"):
+        for name, value in a[key].items():
+            assert torch.equal(value, b[key][name]), (key, name)
+    exp_a = a["optimizer"]["state"][0]["exp_avg_sq"]
+    assert torch.equal(exp_a, b["optimizer"]["state"][0]["exp_avg_sq"])
+
+
+def test_resume_refuses_another_model_config(tmp_path):
+    train(CFG, dataclasses.replace(TCFG, max_steps=1), tmp_path, progress=False)
+    other = dataclasses.replace(CFG, vae=dataclasses.replace(CFG.vae, latent_channels=8))
+    with pytest.raises(ValueError, match="another model config"):
+        train(other, TCFG, tmp_path, progress=False)
+
+
+def cli_args(run: Path, steps: int) -> list[str]:
+    return ["train", "vae", "--preset", "test", "--run", str(run), "--steps", str(steps), "--batch", "4",
+            "--crop", "16", "--crop-frames", "8", "--lr", "1e-3", "--warmup", "2", "--workers", "0",
+            "--no-bf16", "--eval-every", "0", "--log-every", "1", "--threads", "1"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_match_one_process(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    # "--": torchrun would otherwise take our `--run` for an abbreviation of its `--run-path`.
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "mutoscope.cli", "--", *cli_args(tmp_path / "ddp", 3)]  # fmt: skip
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert cli_main(cli_args(tmp_path / "one", 3)) == 0
+    a, b = checkpoint.load(tmp_path / "ddp"), checkpoint.load(tmp_path / "one")
+    assert a["step"] == b["step"] == 3
+    for name, value in b["model"].items():
+        assert torch.allclose(a["model"][name], value, atol=1e-5), name
+    init = CausalVAE(CFG.vae).state_dict()
+    assert any(not torch.allclose(init[n], v, atol=1e-4) for n, v in b["model"].items())  # it trained
+
+
+def test_cli_reports_a_bad_preset_in_one_line(tmp_path, capsys):
+    assert cli_main(["train", "vae", "--preset", "nope", "--run", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown preset" in err and err.count("\n") == 1
+
+
+def test_export_writes_loadable_weights_and_latent_statistics(tmp_path):
+    train(CFG, dataclasses.replace(TCFG, max_steps=2), tmp_path / "run", progress=False)
+    out = export(tmp_path / "weights", vae_run=tmp_path / "run", stats_clips=8)
+    cfg = load_json(ModelConfig, out / "config.json")
+    assert cfg.vae.latent_std > 0 and cfg.vae.latent_mean != 0.0
+    assert dataclasses.replace(cfg.vae, latent_mean=0.0, latent_std=1.0) == CFG.vae
+    vae = CausalVAE(cfg.vae)
+    vae.load_state_dict(load_file(out / "vae.safetensors"))
+    ema = checkpoint.load(tmp_path / "run")["ema"]
+    assert all(torch.equal(v, ema[k].contiguous()) for k, v in vae.state_dict().items())
+
+
+def test_dit_trains_on_the_frozen_vae_and_exports_a_loadable_model(tmp_path):
+    from mutoscope.generate import load_model
+
+    train(CFG, dataclasses.replace(TCFG, max_steps=2), tmp_path / "vae", progress=False)
+    export(tmp_path / "vae_export", vae_run=tmp_path / "vae", stats_clips=4)
+    cfg = load_json(ModelConfig, tmp_path / "vae_export" / "config.json")  # the VAE with its statistics
+    dit_cfg = TrainConfig(what="dit", batch_size=4, lr=1e-3, warmup_steps=1, max_steps=3, log_every=1,
+                          eval_every=3, eval_clips=2, num_workers=0, ckpt_every_s=1e9)  # fmt: skip
+    out = train(cfg, dit_cfg, tmp_path / "dit", progress=False, vae_path=tmp_path / "vae_export")
+    assert out["step"] == 3 and torch.isfinite(torch.tensor(out["loss"]))
+    log = [json.loads(line) for line in (tmp_path / "dit" / "log.jsonl").read_text().splitlines()]
+    assert any("eval_loss" in entry for entry in log)
+    model_dir = export(tmp_path / "model", dit_run=tmp_path / "dit")  # the DiT run carries its VAE
+    pipe = load_model(model_dir)
+    assert pipe.config == cfg
+    # load_model may keep bf16 copies for fast CPU inference: compare in the pipeline's dtype
+    vae_ema = checkpoint.load(tmp_path / "vae")["ema"]
+    assert all(torch.equal(v, vae_ema[k].to(v.dtype)) for k, v in pipe.vae.state_dict().items())
+    ema = checkpoint.load(tmp_path / "dit")["ema"]
+    assert all(torch.equal(v, ema[k].to(v.dtype)) for k, v in pipe.dit.state_dict().items())
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_and_exits_cleanly(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    cmd = [sys.executable, "-m", "mutoscope.cli", *cli_args(tmp_path, 100_000)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert '"step": 2' in "".join(proc.stdout.readline() for _ in range(2))  # two steps logged
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+    ckpt = checkpoint.load(tmp_path)
+    assert 2 <= ckpt["step"] < 100_000
