@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 WHEELS := $(wildcard /opt/wheels)
 PIP_LINKS := $(if $(WHEELS),--find-links $(WHEELS),)
 
-.PHONY: setup demo test test-fast lint format bench clean
+.PHONY: setup demo serve test test-fast lint format bench clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(VENV)/bin/mutoscope world sample --n 16 --out out/demo
 	@echo "demo: MP4s, captions.jsonl and contact_sheet.png in out/demo/"
+
+serve: setup
+	$(VENV)/bin/mutoscope serve
 
 test: setup
 	$(VENV)/bin/ruff check src tests bench

@@ -1,0 +1,113 @@
+"""What a loaded model can do, and the check of a generation request against it.
+
+A worker describes its model once, when it registers (`Capabilities.to_dict()` travels in the
+registration); the API validates every request against the capabilities of the model it asks
+for, so that a control the model lacks answers 422 with a code naming it instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from mutoscope.serve.credits import RATE_PER_SECOND
+from mutoscope.serve.problems import ApiError
+from mutoscope.serve.schemas import GenerationCreate
+
+CONTROLS = ("keyframes", "camera", "motion_brush", "extend")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    width: int
+    height: int
+    fps: float
+    frames: int  # the base clip
+    max_seconds: float
+    samplers: tuple[str, ...] = ("euler",)
+    max_steps: int = 200
+    default_steps: int = 20
+    default_guidance: float = 5.0
+    negative_prompt: bool = True
+    resolutions: tuple[str, ...] = ("base",)
+    aspects: tuple[str, ...] = ("1:1",)
+    fps_options: tuple[float, ...] = ()  # frame rates other than the native one
+    controls: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(CONTROLS, False))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Capabilities:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names}
+        return cls(**kwargs)
+
+
+def _unsupported(code: str, detail: str, **extra) -> ApiError:
+    return ApiError(422, code, detail, title="Not supported by this model", **extra)
+
+
+def validate(body: GenerationCreate, caps: Capabilities, model_id: str) -> None:
+    """Raise 422 with a dotted code for the first thing in `body` that the model cannot do."""
+    for name in CONTROLS:
+        if getattr(body, name) is not None and not caps.controls.get(name, False):
+            raise _unsupported(
+                f"generation.{name}.unsupported",
+                f"model {model_id!r} does not support {name} (see GET /v1/models)",
+                field=name,
+            )
+    if body.seconds > caps.max_seconds + 1e-9:
+        raise ApiError(
+            422,
+            "generation.seconds.out_of_range",
+            f"model {model_id!r} generates at most {caps.max_seconds:g} s",
+            field="seconds",
+            max=caps.max_seconds,
+        )
+    if body.resolution not in caps.resolutions or body.resolution not in RATE_PER_SECOND:
+        raise _unsupported(
+            "generation.resolution.unsupported",
+            f"resolution {body.resolution!r} is not one of {list(caps.resolutions)}",
+            field="resolution",
+        )
+    if body.aspect is not None and body.aspect not in caps.aspects:
+        raise _unsupported(
+            "generation.aspect.unsupported",
+            f"aspect {body.aspect!r} is not one of {list(caps.aspects)}",
+            field="aspect",
+        )
+    if body.fps is not None and body.fps != caps.fps and body.fps not in caps.fps_options:
+        raise _unsupported(
+            "generation.fps.unsupported",
+            f"fps {body.fps:g} is not one of {[caps.fps, *caps.fps_options]}",
+            field="fps",
+        )
+    if body.sampler is not None and body.sampler not in caps.samplers:
+        raise _unsupported(
+            "generation.sampler.unsupported",
+            f"sampler {body.sampler!r} is not one of {list(caps.samplers)}",
+            field="sampler",
+        )
+    if body.steps is not None and body.steps > caps.max_steps:
+        raise ApiError(
+            422,
+            "generation.steps.out_of_range",
+            f"at most {caps.max_steps} steps",
+            field="steps",
+            max=caps.max_steps,
+        )
+    if body.negative_prompt and not caps.negative_prompt:
+        raise _unsupported(
+            "generation.negative_prompt.unsupported",
+            f"model {model_id!r} does not take a negative prompt",
+            field="negative_prompt",
+        )
+
+
+def job_params(body: GenerationCreate, seed: int) -> dict[str, Any]:
+    """The normalised request the worker receives (and the generation shows): no None, seed fixed."""
+    params = body.model_dump(exclude={"model", "webhook_url"}, exclude_none=True)
+    params["seed"] = seed
+    return params
