@@ -258,3 +258,16 @@ def test_cli_bad_prompts_file_names_the_line(tmp_path, capsys):
 def test_cli_help():
     done = subprocess.run([str(BIN), "generate", "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "--prompts" in done.stdout and "--negative" in done.stdout
+
+
+def test_every_generation_carries_the_watermark_and_says_so(trained_like, tmp_path):
+    from mutoscope.post import watermark
+
+    marked = generate(trained_like, GenerationRequest("a red ball", seed=3, steps=2), tmp_path / "m.mp4")
+    assert marked.record["watermark"] == watermark.record_entry()
+    assert watermark.detect(read_frames(marked.video)) == watermark.PAYLOAD
+    plain = generate(
+        trained_like, GenerationRequest("a red ball", seed=3, steps=2, watermark=False), tmp_path / "p.mp4"
+    )
+    assert "watermark" not in plain.record
+    assert watermark.detect(read_frames(plain.video)) is None

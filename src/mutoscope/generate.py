@@ -48,6 +48,7 @@ class GenerationRequest:
     cfg: float | None = None
     seconds: float = 2.0
     sampler: str | None = None
+    watermark: bool = True  # the invisible mark (post/watermark.py) in every frame and the poster
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,11 @@ def generate(pipe: Pipeline, req: GenerationRequest, out: str | Path,
         "fps": cfg.fps, "model": pipe.model_id, "generator": f"mutoscope {__version__}", "notes": notes,
     }
     # fmt: on
+    if req.watermark:  # marked before the one and only encode: a re-encode would weaken the mark
+        from mutoscope.post import watermark
+
+        rgb = watermark.embed(rgb)
+        record["watermark"] = watermark.record_entry()
     poster = write_poster(out.with_suffix(".png"), rgb[frames // 2])
     try:
         write_mp4(out, rgb, cfg.fps, record)

@@ -52,9 +52,9 @@ class Moderator:
 def watermark_video(video: Path, poster: Path, record: dict[str, Any]) -> dict[str, Any]:
     """Mark every frame of `video` and the poster with the invisible watermark; returns the record.
 
-    generate() encodes once without a mark, so this decodes, marks and re-encodes the clip (at
-    crf 18 the mark survives; `mutoscope verify` reads it back). A record that already says
-    `watermark` was marked upstream and is left alone.
+    generate() marks its frames before its one encode and says so in the record, which is left
+    alone here; an engine that does not (a plug-in `--engine`) gets its clip decoded, marked and
+    re-encoded (at crf 18 the mark survives; `mutoscope verify` reads it back).
     """
     if "watermark" in record:
         return record
