@@ -49,9 +49,10 @@ def latent_stats(vae: CausalVAE, cfg: ModelConfig, clips: int = 256, seed: int =
     return mu, max(total_sq / count - mu * mu, 1e-12) ** 0.5
 
 
-def _save(state: dict[str, torch.Tensor], path: Path) -> None:
+def _save(state: dict[str, torch.Tensor], path: Path, dtype: torch.dtype = torch.float32) -> None:
     tmp = path.with_suffix(".tmp")
-    save_file({k: v.detach().float().contiguous() for k, v in state.items()}, tmp)
+    save_file({k: v.detach().to(dtype).contiguous() for k, v in state.items()}, tmp)
+    tmp.chmod(0o644)  # shipped in the repository: readable like any other file
     tmp.replace(path)
 
 
@@ -67,7 +68,9 @@ def export(out: str | Path, *, vae_run: str | Path | None = None, dit_run: str |
         dck = _run(dit_run, "dit")
         cfg = from_dict(ModelConfig, dck["model_cfg"])
         vae_state = dck["frozen"]["vae"]
-        _save(dck["ema"], out / "dit.safetensors")
+        # The DiT ships in bf16: half the bytes in the repository, and what inference runs in on a
+        # CPU with bf16 matmuls anyway (load_model widens it to fp32 where it runs in fp32).
+        _save(dck["ema"], out / "dit.safetensors", torch.bfloat16)
     elif vae_run is not None:
         vck = _run(vae_run, "vae")
         cfg = from_dict(ModelConfig, vck["model_cfg"])
