@@ -224,3 +224,35 @@ def slow_engine(args) -> SlowEngine:
     from mutoscope.serve.engine import GenerateEngine
 
     return SlowEngine(GenerateEngine.load(preset="test"), step_s=0.3)
+
+
+@contextlib.contextmanager
+def serve_process(data_dir: Path, log: Path) -> Iterator[str]:
+    """`mutoscope serve --preset test` as a user runs it, in its own process on a free port; yields
+    its URL once the in-process worker has registered its model, and stops it (SIGINT) afterwards."""
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "mutoscope.cli", "serve", "--preset", "test", "--port", str(port),
+           "--data-dir", str(data_dir), "--log-level", "warning"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, log.read_text()
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/v1/models").json()["data"]:
+                    break
+            assert time.monotonic() < deadline, f"server did not come up:\n{log.read_text()}"
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.send_signal(2)  # SIGINT: the way a user stops it, graceful shutdown included
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from tests.serve.harness import serve_process
 
 from mutoscope.cli import main as cli
 
@@ -39,45 +39,17 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
 TIMEOUT_MS = 90_000
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
     """A `mutoscope serve` process on a fresh data dir with the random `test` model; yields its URL."""
     tmp = tmp_path_factory.mktemp("studio")
     data = tmp / "data"
-    port = _free_port()
-    log = tmp / "serve.log"
-    cmd = [sys.executable, "-m", "mutoscope.cli", "serve", "--preset", "test", "--port", str(port),
-           "--data-dir", str(data), "--log-level", "warning"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:  # up, and the in-process worker has registered its model
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/v1/models").json()["data"]:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"server did not come up:\n{log.read_text()}"
-            time.sleep(0.2)
+    with serve_process(data, tmp / "serve.log") as url:
         invite = subprocess.run(
             [sys.executable, "-m", "mutoscope.cli", "admin", "--data-dir", str(data), "--json",
              "invites", "create", "--credits", "40"], capture_output=True, text=True, check=True,
         )  # fmt: skip
         yield {"url": url, "db": data / "mutoscope.db", "invite": json.loads(invite.stdout)["invite_code"]}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _rows(db: Path, sql: str) -> list[tuple]:
