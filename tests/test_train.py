@@ -138,8 +138,26 @@ def test_dit_trains_on_the_frozen_vae_and_exports_a_loadable_model(tmp_path):
     # load_model may keep bf16 copies for fast CPU inference: compare in the pipeline's dtype
     vae_ema = checkpoint.load(tmp_path / "vae")["ema"]
     assert all(torch.equal(v, vae_ema[k].to(v.dtype)) for k, v in pipe.vae.state_dict().items())
-    ema = checkpoint.load(tmp_path / "dit")["ema"]
-    assert all(torch.equal(v, ema[k].to(v.dtype)) for k, v in pipe.dit.state_dict().items())
+    ema = checkpoint.load(tmp_path / "dit")["ema"]  # the DiT ships in bf16
+    bf16 = torch.bfloat16
+    assert all(torch.equal(v.to(bf16), ema[k].to(bf16)) for k, v in pipe.dit.state_dict().items())
+
+
+def test_a_new_run_starts_from_exported_weights(tmp_path):
+    """A later session has the shipped weights, not the run directory: --init starts from them."""
+    train(CFG, dataclasses.replace(TCFG, max_steps=2), tmp_path / "first", progress=False)
+    shipped = export(tmp_path / "shipped", vae_run=tmp_path / "first", stats_clips=4)
+    frozen = dataclasses.replace(TCFG, max_steps=1, lr=0.0, seed=1)  # lr 0: the step moves nothing
+    train(CFG, frozen, tmp_path / "next", progress=False, init=shipped)
+    weights = load_file(shipped / "vae.safetensors")
+    state = checkpoint.load(tmp_path / "next")
+    assert all(
+        torch.equal(state["model"][k], v) and torch.equal(state["ema"][k], v) for k, v in weights.items()
+    )
+    fresh = dataclasses.replace(frozen, seed=2)
+    train(CFG, fresh, tmp_path / "scratch", progress=False)
+    assert not torch.equal(checkpoint.load(tmp_path / "scratch")["model"]["encoder.conv_in.conv.weight"],
+                           weights["encoder.conv_in.conv.weight"])  # fmt: skip
 
 
 @pytest.mark.slow

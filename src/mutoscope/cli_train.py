@@ -39,6 +39,7 @@ def add_parser(subparsers) -> None:
         p.add_argument("--act-ckpt", action="store_true", help="activation checkpointing")
         p.add_argument("--threads", type=int, help="torch CPU threads (per process)")
         p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+        p.add_argument("--init", type=Path, help="a new run starts from this exported model's weights")
         if what == "vae":
             p.add_argument("--crop", type=int, help="train on random crops of this size (0: full frame)")
             p.add_argument("--crop-frames", type=int, help="frames per crop (a multiple of 4; 0: full clip)")
@@ -105,7 +106,9 @@ def run_train(args: argparse.Namespace) -> int:
             raise UserError("train.vae", str(e)) from None
         kw["vae_path"] = args.vae
     try:
-        train(model_cfg, cfg, args.run, device=args.device, **kw)
+        if args.init is not None and not (args.init / f"{args.what}.safetensors").is_file():
+            raise UserError("train.init", f"no {args.what}.safetensors in {args.init}")
+        train(model_cfg, cfg, args.run, device=args.device, init=args.init, **kw)
     except ValueError as e:
         raise UserError("train.config", str(e)) from None
     return 0

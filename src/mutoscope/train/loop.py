@@ -69,10 +69,14 @@ def train(
     *,
     device: str | None = None,
     progress: bool = True,
+    init: str | Path | None = None,
     **task_kw: Any,
 ) -> dict[str, Any]:
     """Train `cfg.what` ("vae" | "dit") to cfg.max_steps in run_dir, resuming from its checkpoint.
 
+    `init`, an exported model directory, starts a new run from its weights (`<what>.safetensors`):
+    how training continues in a session that no longer has the last one's run directory, only the
+    weights it shipped. A run that has a checkpoint resumes from it and ignores `init`.
     Returns the last logged scalars. Extra keywords go to the task (the DiT task's `vae_path`)."""
     d = parallel.init(device)
     run_dir = Path(run_dir)
@@ -94,6 +98,12 @@ def train(
         opt.load_state_dict(ckpt["optimizer"])
         checkpoint.set_rng_state(ckpt["rng"])
         step = ckpt["step"]
+    elif init is not None:
+        from safetensors.torch import load_file
+
+        weights = load_file(Path(init) / f"{cfg.what}.safetensors")
+        model.load_state_dict(weights)  # widened to the model's dtype where stored narrower (bf16)
+        ema.load_state_dict(weights)
     if cfg.activation_checkpointing:
         parallel.activation_checkpointing(model)
     net = parallel.wrap(model, d)
