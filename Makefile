@@ -20,8 +20,11 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/mutoscope world sample --n 16 --out out/demo
-	@echo "demo: MP4s, captions.jsonl and contact_sheet.png in out/demo/"
+	@mkdir -p out/demo
+	$(VENV)/bin/mutoscope generate "a red ball bounces on a gray checkerboard" --seed 1 --out out/demo/red_ball.mp4
+	$(VENV)/bin/mutoscope judge out/demo/red_ball.mp4 --prompt "a red ball bounces on a gray checkerboard"; [ $$? -le 1 ]  # 1: a claim failed
+	$(VENV)/bin/mutoscope world sample --n 16 --out out/demo/world
+	@echo "demo: out/demo/red_ball.mp4 (+ .png poster, .json record), judged above; world clips in out/demo/world/"
 
 serve: setup
 	$(VENV)/bin/mutoscope serve

@@ -1,0 +1,39 @@
+"""The shipped default model: it loads offline from the package, and it passes a judge subset, so that
+a broken or untrained checkpoint cannot land."""
+
+from __future__ import annotations
+
+import pytest
+
+from mutoscope.eval.report import summarise
+from mutoscope.eval.runner import run_model
+from mutoscope.eval.suites import suite
+from mutoscope.generate import DEFAULT_MODEL, load_model
+
+# What the shipped weights must pass of the quick suite (16 novel prompts, 101 claims), so that a
+# broken or untrained checkpoint cannot land. Measured (docs/MODEL_CARD.md): the shipped weights
+# (DiT step 1560) pass 20.8% of all claims and 14/14 background claims; a fresh DiT on the same
+# VAE passes 8.9% and 3/14. These floors sit between the two. The issue's goal, >= 70% of all
+# claims, is not reached yet: the early checkpoint draws the backgrounds but not the objects.
+OVERALL_FLOOR = 0.14
+BACKGROUND_FLOOR = 0.8
+
+
+def test_shipped_weights_are_complete_and_load():
+    for name in ("config.json", "dit.safetensors", "vae.safetensors"):
+        assert (DEFAULT_MODEL / name).is_file(), name
+    pipe = load_model()
+    assert pipe.config.name == "tiny" and pipe.model_id.startswith("tiny-")
+    assert (pipe.config.width, pipe.config.height, pipe.config.frames, pipe.config.fps) == (64, 64, 16, 8.0)
+
+
+@pytest.mark.slow
+def test_shipped_model_passes_the_quick_judge_subset(tmp_path):
+    rows: list[dict] = []
+    run_model(suite("quick"), load_model(), "model", tmp_path, None, None, rows.append)
+    summary = summarise(rows)["model"]
+    passed, total = summary["overall"]
+    assert total >= 90
+    assert passed / total >= OVERALL_FLOOR, f"{passed}/{total} claims pass"
+    bg_passed, bg_total = summary["types"]["background"]
+    assert bg_passed / bg_total >= BACKGROUND_FLOOR, f"{bg_passed}/{bg_total} background claims pass"
