@@ -38,7 +38,9 @@ def trained_like(pipe):
 
 
 def test_writes_a_playable_mp4_with_poster_and_record(pipe, tmp_path):
-    req = GenerationRequest("a red ball bounces", negative_prompt="blurry", seed=7, steps=3, cfg=4.0)
+    req = GenerationRequest(
+        "a red ball bounces", negative_prompt="blurry", seed=7, steps=3, cfg=4.0, seconds=1
+    )
     result = generate(pipe, req, tmp_path / "clip.mp4")
     assert result.video == tmp_path / "clip.mp4" and result.seed == 7
     info = probe(result.video)
@@ -106,12 +108,12 @@ def test_progress_callback_and_cancel(pipe, tmp_path):
     seen = []
     generate(
         pipe,
-        GenerationRequest("a ball", steps=3, seed=0),
+        GenerationRequest("a ball", steps=3, seed=0, seconds=1.5),  # 2 segments of 8 frames, 4 shared
         tmp_path / "ok.mp4",
         callback=lambda *a: seen.append(a),
     )
-    assert seen[:3] == [("denoise", 1, 3), ("denoise", 2, 3), ("denoise", 3, 3)]
-    assert seen[3:] == [("decode", 0, 2), ("decode", 1, 2), ("decode", 2, 2)]  # 2 latent frames
+    assert seen == [("denoise", 1, 6), ("denoise", 2, 6), ("denoise", 3, 6), ("decode", 1, 2),
+                    ("denoise", 4, 6), ("denoise", 5, 6), ("denoise", 6, 6), ("decode", 2, 2)]  # fmt: skip
 
     def cancel_at(stage_name, step):
         def callback(stage, done, total):
@@ -124,22 +126,29 @@ def test_progress_callback_and_cancel(pipe, tmp_path):
         out = tmp_path / "canceled" / f"{stage}.mp4"
         out.parent.mkdir(exist_ok=True)
         with pytest.raises(GenerationCanceled):
-            generate(pipe, GenerationRequest("a ball", steps=3), out, callback=cancel_at(stage, step))
+            generate(
+                pipe, GenerationRequest("a ball", steps=3, seconds=1.5), out, callback=cancel_at(stage, step)
+            )
         assert list(out.parent.iterdir()) == []  # no output file, no poster, no sidecar
 
 
-def test_seconds_shorter_trims_longer_clamps(pipe, tmp_path):
+def test_seconds_shorter_trims_longer_extends(pipe, tmp_path):
     short = generate(pipe, GenerationRequest("a ball", steps=1, seed=0, seconds=0.5), tmp_path / "s.mp4")
     assert (
         probe(short.video)["frames"] == 4 and short.record["seconds"] == 0.5 and short.record["notes"] == []
     )
     full = generate(pipe, GenerationRequest("a ball", steps=1, seed=0, seconds=1.0), tmp_path / "f.mp4")
+
+    def psnr(a, b):
+        return 10 * np.log10(255**2 / ((a.astype(float) - b) ** 2).mean())
+
     # A causal prefix: the same frames, up to the H.264 encoder treating a 4- and an 8-frame file apart.
-    mse = ((read_frames(short.video).astype(float) - read_frames(full.video)[:4]) ** 2).mean()
-    assert 10 * np.log10(255**2 / mse) > 30  # dB
-    long = generate(pipe, GenerationRequest("a ball", steps=1, seconds=10), tmp_path / "l.mp4")
-    assert probe(long.video)["frames"] == 8 and long.record["seconds_requested"] == 10
-    assert "clamped" in long.record["notes"][0]
+    assert psnr(read_frames(short.video), read_frames(full.video)[:4]) > 30  # dB
+    # Longer than the base clip: segments continue each other; the first is the 1-s clip of the seed.
+    long = generate(pipe, GenerationRequest("a ball", steps=1, seed=0, seconds=3), tmp_path / "l.mp4")
+    assert probe(long.video)["frames"] == 24 and long.record["seconds"] == 3.0
+    assert long.record["segments"] == 5  # 8 frames, then 4 new ones per segment
+    assert psnr(read_frames(long.video)[:8], read_frames(full.video)) > 30
 
 
 def test_heun_and_fp32(trained_like, tmp_path):

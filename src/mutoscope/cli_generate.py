@@ -6,6 +6,14 @@ lines like {"prompt": "...", "seed": 3, "negative_prompt": "...", "steps": 20, "
 "sampler": "euler"}; the command-line options are the defaults for every line; the model is loaded
 once; videos go to the --out directory as 000_<prompt>.mp4, 001_... . Bad input exits 2 before any
 model is loaded.
+
+Controls (docs in control_inputs.py): --first-frame / --last-frame IMAGE, --loop, --camera (a preset
+such as pan_left, or axes as JSON: '{"pan": 5, "zoom": -3}', or @path.json holding axes or a path),
+--brush MASK PATH_JSON (repeatable up to 5; PATH_JSON: '[[0, 0.2, 0.5], [2, 0.8, 0.5]]', seconds and
+x, y in frame units), --static-mask IMAGE, --extend VIDEO.mp4, --storyboard FILE.json (a list of
+{"prompt", "seconds"} shots), --fps 30 (learned interpolation), --size 1080p | 1080p-vertical |
+1080p-square | WxH (learned super-resolution, then resampling). --seconds beyond the base clip
+extends it segment by segment, e.g. --seconds 120.
 """
 
 from __future__ import annotations
@@ -35,13 +43,25 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one, recorded)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
     p.add_argument("--cfg", type=float, default=None, help="guidance scale, >= 0 (default: the model's)")
-    p.add_argument(
-        "--seconds", type=float, default=2.0, help="video length (default 2; clamped to the base clip)"
-    )
+    p.add_argument("--seconds", type=float, default=2.0, help="video length (default 2; longer is extended)")
     p.add_argument(
         "--sampler", choices=("euler", "heun"), default=None, help="ODE sampler (default: the model's)"
     )
     p.add_argument("--out", default=None, help="output .mp4 (one prompt) or directory (default: outputs/)")
+    c = p.add_argument_group("controls")
+    c.add_argument("--first-frame", metavar="IMAGE", help="start from this image (PNG/JPEG, any size)")
+    c.add_argument("--last-frame", metavar="IMAGE", help="end on this image")
+    c.add_argument("--loop", action="store_true", help="end on the first frame")
+    c.add_argument("--camera", help="preset (pan_left, zoom_in, ...), axes JSON, or @file.json")
+    c.add_argument("--brush", nargs=2, action="append", metavar=("MASK", "PATH_JSON"), default=None,
+                   help="motion brush region: mask image and [[seconds, x, y], ...] (up to 5)")  # fmt: skip
+    c.add_argument("--static-mask", metavar="IMAGE", help="regions that must not move")
+    c.add_argument("--extend", metavar="VIDEO", help="continue this MP4 from its last frames")
+    c.add_argument("--storyboard", metavar="FILE", help='JSON list of {"prompt", "seconds"} shots')
+    c.add_argument(
+        "--fps", type=float, default=None, help="output frame rate, e.g. 30 (default: the model's)"
+    )
+    c.add_argument("--size", default=None, help="output size: 1080p, 1080p-vertical, 1080p-square or WxH")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", default=None, help="model directory (default: the shipped model)")
     src.add_argument("--preset", default=None, help="a randomly initialised preset instead (for testing)")
@@ -85,7 +105,43 @@ def read_prompts(path: str) -> list[dict]:
     return items
 
 
+def _json_arg(text: str, flag: str):
+    """A JSON value from the command line, or from a file with @path."""
+    if text.startswith("@"):
+        path = Path(text[1:])
+        if not path.is_file():
+            raise UserError(f"generate.{flag}.missing", f"no such file: {path}")
+        text = path.read_text()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"generate.{flag}.invalid", f"--{flag}: not valid JSON ({e.msg})") from None
+
+
+def control_args(args: argparse.Namespace) -> dict:
+    """The control options given on the command line, as GenerationRequest fields."""
+    out = {}
+    for key in ("first_frame", "last_frame", "static_mask", "extend", "fps", "size"):
+        if getattr(args, key, None) is not None:
+            out[key] = getattr(args, key)
+    if getattr(args, "loop", False):
+        out["loop"] = True
+    camera = getattr(args, "camera", None)
+    if camera is not None:
+        out["camera"] = _json_arg(camera, "camera") if camera.lstrip()[:1] in "{[@" else camera
+    if getattr(args, "brush", None):
+        out["brush"] = [{"mask": m, "path": _json_arg(path, "brush")} for m, path in args.brush]
+    if getattr(args, "storyboard", None) is not None:
+        board = _json_arg("@" + args.storyboard, "storyboard")
+        if not isinstance(board, list) or not board:
+            raise UserError("generate.storyboard.invalid", "the storyboard is a JSON list of shots")
+        out["storyboard"] = board
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.prompt is None and args.prompts is None and args.storyboard is not None:
+        args.prompt = "storyboard"  # the shots carry the prompts
     if (args.prompt is None) == (args.prompts is None):
         raise UserError("generate.prompt.missing", "give a PROMPT or --prompts FILE (one of them)")
     defaults = {
@@ -95,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         "cfg": args.cfg,
         "seconds": args.seconds,
         "sampler": args.sampler,
+        **control_args(args),
     }
     if args.prompts is None:
         items = [{**defaults, "prompt": args.prompt}]

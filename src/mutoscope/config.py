@@ -47,7 +47,8 @@ class DiTConfig:
     text_dim: int = 384  # MiniLM token states
     qk_norm: bool = True
     long_skip: bool = False  # U-ViT long skip connections (Vidu's backbone)
-    # Control inputs (issue 4) add channels or embeddings; 0 / False keeps the base model.
+    # Control inputs (model/controls.py): latent_channels + 6 extra input channels (keyframes, camera,
+    # motion brush, static mask); 0 is a text-only model.
     cond_channels: int = 0
 
 
@@ -115,20 +116,26 @@ class TrainConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The CPU default: trained on the procedural world on 2 cores, shipped in the repository.
-    "tiny": dict(dit=dict(dim=256, depth=8, heads=4)),
+    "tiny": dict(dit=dict(dim=256, depth=8, heads=4, cond_channels=22)),
     # Tests: seconds to build and run.
     "test": dict(
         width=32,
         height=32,
         frames=8,
         vae=dict(base_channels=8, latent_channels=4, channel_mult=(1, 2, 2)),
-        dit=dict(in_channels=4, dim=32, depth=2, heads=2),
+        dit=dict(in_channels=4, dim=32, depth=2, heads=2, cond_channels=10),
     ),
     # GPU configs (same code; torchrun + FSDP2). Sizes are the DiT's parameter counts, measured
     # (a block is ~22 dim^2: self-attention 4, cross-attention 4, MLP 8, adaLN 6).
-    "small": dict(width=256, height=256, frames=32, dit=dict(dim=768, depth=10, heads=12)),  # 134M
-    "base": dict(width=512, height=512, frames=64, dit=dict(dim=1152, depth=20, heads=16)),  # 593M
-    "large": dict(width=512, height=512, frames=64, dit=dict(dim=1536, depth=22, heads=24)),  # 1.15B
+    "small": dict(  # 134M
+        width=256, height=256, frames=32, dit=dict(dim=768, depth=10, heads=12, cond_channels=22)
+    ),
+    "base": dict(  # 593M
+        width=512, height=512, frames=64, dit=dict(dim=1152, depth=20, heads=16, cond_channels=22)
+    ),
+    "large": dict(  # 1.15B
+        width=512, height=512, frames=64, dit=dict(dim=1536, depth=22, heads=24, cond_channels=22)
+    ),
 }
 
 T = TypeVar("T")

@@ -8,25 +8,30 @@ optional sample.json (the SampleConfig defaults the model was tuned with).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from einops import rearrange
 
 from mutoscope import __version__
 from mutoscope.config import ModelConfig, SampleConfig, load_json, save_json
 from mutoscope.config import preset as preset_config
+from mutoscope.control_inputs import CameraControl, load_frame, load_mask, parse_brush, parse_camera
 from mutoscope.diffusion.flow import time_grid
 from mutoscope.diffusion.sampling import SAMPLERS, cfg_wrapper
 from mutoscope.errors import UserError
-from mutoscope.model import DiT
+from mutoscope.model import DiT, controls
+from mutoscope.model.controls import Region
 from mutoscope.text import TextEncoder
 from mutoscope.vae import CausalVAE, channels_last
 
@@ -41,6 +46,16 @@ class GenerationCanceled(Exception):
 
 @dataclass(frozen=True)
 class GenerationRequest:
+    """One video. Controls (control_inputs.py says what each accepts) are all optional:
+
+    first_frame / last_frame: keyframes (an image path or an (H, W, 3) uint8 array); loop: the video
+    ends on its first frame; camera: a preset name, Kling-style axes or a path; brush: up to 5
+    motion-brush regions; static_mask: what must not move; extend: an MP4 (or frames) to continue
+    from its last frames; storyboard: shots [{"prompt", "seconds"}, ...] that replace prompt and
+    seconds; fps: output frame rate (above the model's: learned interpolation); size: "WxH" output
+    size (above the model's: learned super-resolution, then resampling).
+    """
+
     prompt: str
     negative_prompt: str = ""
     seed: int | None = None
@@ -49,6 +64,16 @@ class GenerationRequest:
     seconds: float = 2.0
     sampler: str | None = None
     watermark: bool = True  # the invisible mark (post/watermark.py) in every frame and the poster
+    first_frame: Any = None
+    last_frame: Any = None
+    loop: bool = False
+    camera: Any = None
+    brush: Any = ()
+    static_mask: Any = None
+    extend: Any = None
+    storyboard: Any = ()
+    fps: float | None = None
+    size: str | None = None
 
 
 @dataclass(frozen=True)
@@ -161,14 +186,106 @@ def save_model(
     return directory
 
 
-def _check(pipe: Pipeline, req: GenerationRequest, out: Path) -> tuple[int, int, float, str, int]:
-    """Validated (seed, steps, cfg, sampler, frames to keep); UserError with a dotted code otherwise."""
+MAX_SECONDS = 600.0  # ten minutes: memory is flat in length, time is linear
+MAX_FPS = 60.0
+
+
+@dataclass
+class Plan:
+    """A checked request: what generate() will do, every value valid."""
+
+    seed: int
+    steps: int
+    cfg: float
+    sampler: str
+    frames: int  # base-rate frames of the output
+    segments: list[str]  # the prompt of each segment
+    fps: float  # output frame rate
+    size: tuple[int, int]  # output (width, height)
+    first: np.ndarray | None = None  # (H, W, 3) uint8 keyframes at the model's size
+    last: np.ndarray | None = None
+    loop: bool = False
+    camera: CameraControl | None = None
+    brush: list[Region] = field(default_factory=list)
+    static: np.ndarray | None = None  # (H, W) mask
+    tail: np.ndarray | None = None  # (temporal_down, H, W, 3) frames an extension continues from
+    extends: str | None = None
+    negative: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def controlled(self) -> bool:
+        return any(
+            v is not None for v in (self.first, self.last, self.camera, self.static, self.tail)
+        ) or bool(self.brush or self.loop)
+
+
+def _number(value: Any, code: str, what: str, lo: float, hi: float) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not lo < value <= hi
+    ):
+        raise UserError(code, f"{what} must be a number in ({lo:g}, {hi:g}], got {value!r}")
+    return float(value)
+
+
+def _storyboard(req: GenerationRequest) -> list[tuple[str, float]]:
+    """[(prompt, seconds)] of the shots: the storyboard, or the one prompt for `seconds`."""
+    if not req.storyboard:
+        if not isinstance(req.prompt, str) or not req.prompt.strip():
+            raise UserError("input.prompt.empty", "the prompt is empty")
+        return [(req.prompt, _number(req.seconds, "input.seconds.invalid", "seconds", 0, MAX_SECONDS))]
+    shots = []
+    for i, shot in enumerate(req.storyboard):
+        if (
+            not isinstance(shot, dict)
+            or not isinstance(shot.get("prompt"), str)
+            or not shot["prompt"].strip()
+        ):
+            raise UserError("input.storyboard.shot", f"shot {i}: needs a non-empty prompt")
+        shots.append(
+            (
+                shot["prompt"],
+                _number(shot.get("seconds"), "input.storyboard.seconds", f"shot {i} seconds", 0, MAX_SECONDS),
+            )
+        )
+    if sum(sec for _, sec in shots) > MAX_SECONDS:
+        raise UserError("input.seconds.invalid", f"a storyboard of at most {MAX_SECONDS:g} s")
+    return shots
+
+
+def _size(value: str | None, cfg: ModelConfig) -> tuple[int, int]:
+    if value is None or value == "base":
+        return cfg.width, cfg.height
+    size = SIZES.get(value, value)
+    try:
+        w, h = (int(v) for v in str(size).lower().split("x"))
+    except ValueError:
+        raise UserError(
+            "input.size.invalid", f"size is 'WxH' or one of {', '.join(SIZES)}, got {value!r}"
+        ) from None
+    if not (cfg.width <= w <= MAX_SIDE and cfg.height <= h <= MAX_SIDE) or w % 2 or h % 2:
+        raise UserError(
+            "input.size.invalid",
+            f"size {w}x{h}: even sides from the model's {cfg.width}x{cfg.height} to {MAX_SIDE}",
+        )
+    return w, h
+
+
+SIZES = {"1080p": "1920x1080", "1080p-vertical": "1080x1920", "1080p-square": "1080x1080", "720p": "1280x720"}
+MAX_SIDE = 1920
+
+
+def _check(pipe: Pipeline, req: GenerationRequest, out: Path) -> Plan:
+    """The request checked against the model: a Plan, or UserError with a dotted code."""
+    cfg = pipe.config
     if out.suffix.lower() != ".mp4":
         raise UserError("output.suffix", f"the output must be an .mp4 file, got {out.name!r}")
     if not out.parent.is_dir():
         raise UserError("output.dir.missing", f"no such directory: {out.parent}")
-    if not isinstance(req.prompt, str) or not req.prompt.strip():
-        raise UserError("input.prompt.empty", "the prompt is empty")
+    shots = _storyboard(req)
     steps = pipe.sample.steps if req.steps is None else req.steps
     if not isinstance(steps, int) or not 0 < steps <= MAX_STEPS:
         raise UserError("input.steps.invalid", f"steps must be an integer in 1..{MAX_STEPS}, got {steps!r}")
@@ -179,86 +296,298 @@ def _check(pipe: Pipeline, req: GenerationRequest, out: Path) -> tuple[int, int,
     if sampler not in SAMPLERS:
         choices = ", ".join(SAMPLERS)
         raise UserError("input.sampler.unknown", f"unknown sampler {sampler!r}; choose from {choices}")
-    if not isinstance(req.seconds, int | float) or not math.isfinite(req.seconds) or req.seconds <= 0:
-        raise UserError("input.seconds.invalid", f"seconds must be a positive number, got {req.seconds!r}")
     seed = secrets.randbelow(2**31) if req.seed is None else req.seed
     if not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise UserError("input.seed.invalid", f"seed must be an integer in 0..2**63-1, got {seed!r}")
-    frames = min(pipe.config.frames, max(1, round(req.seconds * pipe.config.fps)))
-    return seed, steps, float(scale), sampler, frames
+    fps = cfg.fps if req.fps is None else _number(req.fps, "input.fps.invalid", "fps", 0, MAX_FPS)
+    if fps < cfg.fps:
+        raise UserError("input.fps.invalid", f"fps must be at least the model's {cfg.fps:g}")
+    W, H = cfg.width, cfg.height
+    plan = Plan(seed, steps, float(scale), sampler, 0, [], fps, _size(req.size, cfg), loop=bool(req.loop))
+    if not isinstance(req.negative_prompt, str):
+        raise UserError("input.negative_prompt.invalid", "the negative prompt must be text")
+    plan.negative = req.negative_prompt
+    if req.first_frame is not None:
+        plan.first = load_frame(req.first_frame, W, H, "input.first_frame")
+    if req.last_frame is not None:
+        plan.last = load_frame(req.last_frame, W, H, "input.last_frame")
+    if plan.loop and plan.last is not None:
+        raise UserError(
+            "input.loop.conflict", "a loop ends on its first frame: give loop or last_frame, not both"
+        )
+    plan.camera = parse_camera(req.camera)
+    plan.brush = parse_brush(list(req.brush or ()), W, H)
+    if req.static_mask is not None:
+        plan.static = load_mask(req.static_mask, W, H, "input.static_mask")
+    if req.extend is not None:
+        plan.tail, plan.extends = (
+            _tail(req.extend, cfg),
+            str(req.extend) if not isinstance(req.extend, np.ndarray) else "frames",
+        )
+    if plan.controlled and not pipe.config.dit.cond_channels:
+        raise UserError(
+            "model.controls.unsupported", f"model {pipe.model_id} takes no control inputs (text only)"
+        )
+
+    # Segments: the first makes a base clip; each next one continues the last `temporal_down` frames
+    # of the one before (its first latent frame given) and adds the rest. An extension starts there.
+    td, base = cfg.vae.temporal_down, cfg.frames
+    total = max(1, round(sum(sec for _, sec in shots) * cfg.fps))
+    first_new = base if plan.tail is None else base - td
+    n_seg = 1 + max(0, math.ceil((total - first_new) / (base - td)))
+    if plan.last is not None or plan.loop:  # the last frame must be the last of a whole segment
+        whole = first_new + (n_seg - 1) * (base - td)
+        if whole != total:
+            plan.notes.append(
+                f"length rounded to {whole / cfg.fps:g} s so that the video ends on its keyframe"
+            )
+        total = whole
+    plan.frames = total
+    bounds = np.cumsum([0.0] + [sec for _, sec in shots])
+    for k in range(n_seg):
+        start = 0 if k == 0 else first_new + (k - 1) * (base - td)  # the segment's first new frame
+        shot = int(np.searchsorted(bounds, start / cfg.fps, side="right")) - 1
+        plan.segments.append(shots[min(shot, len(shots) - 1)][0])
+    return plan
+
+
+def _tail(source: Any, cfg: ModelConfig) -> np.ndarray:
+    """The last temporal_down frames of the video an extension continues, at the model's size."""
+    from mutoscope.post.mp4 import read_frames
+
+    if isinstance(source, np.ndarray):
+        frames = source
+    else:
+        try:
+            frames = read_frames(source)
+        except FileNotFoundError:
+            raise UserError("input.extend.not_found", f"no such video: {source}") from None
+        except Exception as e:  # PyAV raises its own errors for a file that is not a video
+            raise UserError("input.extend.unreadable", f"cannot read {source} as a video: {e}") from None
+    td = cfg.vae.temporal_down
+    if frames.ndim != 4 or len(frames) < td:
+        raise UserError("input.extend.short", f"a video to extend needs at least {td} frames")
+    return np.stack([load_frame(f, cfg.width, cfg.height, "input.extend") for f in frames[-td:]])
+
+
+def _to_model(frames: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> (N, 3, H, W) in [-1, 1], on like's device and dtype."""
+    x = torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return x.to(like.device, like.dtype)
+
+
+def _segment_cond(pipe: Pipeline, plan: Plan, k: int, start: int, tail, first) -> torch.Tensor | None:
+    """The control maps of segment k, whose frame 0 is frame `start` of the video (at base rate)."""
+    cfg = pipe.config
+    if not cfg.dit.cond_channels:
+        return None
+    _, T, h, w = pipe.vae.latent_shape(cfg.frames, cfg.height, cfg.width)
+    td = cfg.vae.temporal_down
+    times = (start + np.arange(cfg.frames)) / cfg.fps
+    maps = controls.ControlMaps()
+    if plan.camera is not None:
+        maps.camera = controls.camera_flow(plan.camera.path(times), (h, w), td, cfg.width / cfg.height)
+    if plan.brush:
+        maps.brush = controls.brush_map(plan.brush, cfg.frames, cfg.fps, (h, w), td, start=start / cfg.fps)
+    if plan.static is not None:
+        maps.static = controls.static_map(plan.static, (h, w))
+    cond = maps.tensor(cfg.dit.cond_channels, (T, h, w))
+    weight = next(pipe.vae.parameters())
+    with torch.inference_mode():
+        if tail is not None:  # continue: the first latent frame is the tail, encoded as a clip alone
+            clip = (
+                _to_model(tail, weight).transpose(0, 1)[None].contiguous(memory_format=torch.channels_last_3d)
+            )
+            controls.set_keyframes(cond, pipe.vae.normalize(pipe.vae.encode(clip)[0].float())[0, :, :1], [0])
+        elif first is not None:
+            controls.set_keyframes(
+                cond, controls.still_latents(pipe.vae, _to_model(first[None], weight))[0][:, None], [0]
+            )
+        last = plan.last if plan.last is not None else (first if plan.loop else None)
+        if last is not None and k == len(plan.segments) - 1:
+            controls.set_keyframes(
+                cond, controls.still_latents(pipe.vae, _to_model(last[None], weight))[0][:, None], [T - 1]
+            )
+    return cond[None].to(pipe.device)
+
+
+def _base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -> Iterator[np.ndarray]:
+    """The video at the model's size and rate, segment by segment: (n, H, W, 3) uint8 chunks."""
+    cfg = pipe.config
+    td = cfg.vae.temporal_down
+    t0 = time.perf_counter()
+    prompts = sorted(set(plan.segments))
+    states, mask = pipe.text.encode([*prompts, plan.negative])  # one batch: the prompts, the negative
+    timings["text_s"] = time.perf_counter() - t0
+    Cz, Tz, Hz, Wz = pipe.vae.latent_shape(cfg.frames, cfg.height, cfg.width)
+    generator = torch.Generator().manual_seed(plan.seed)  # on the CPU: a seed gives the same video anywhere
+    ts = time_grid(plan.steps, pipe.sample.shift)
+    tail, first, made = plan.tail, plan.first, 0
+    n = len(plan.segments)
+    for k, prompt in enumerate(plan.segments):
+        start = made - (0 if tail is None else td)  # a continuing segment starts on the tail
+        cond = _segment_cond(pipe, plan, k, max(start, 0), tail, first if k == 0 else None)
+        noise = torch.randn(1, Cz, Tz, Hz, Wz, generator=generator).to(pipe.device)
+        i = prompts.index(prompt)
+        t0 = time.perf_counter()
+        model = cfg_wrapper(
+            _with_cond(pipe.dit, cond), states[i : i + 1], mask[i : i + 1], states[-1:], mask[-1:], plan.cfg
+        )
+
+        def step(done: int, total: int, k=k) -> None:
+            callback("denoise", k * total + done, n * total)
+
+        with torch.inference_mode():
+            z = SAMPLERS[plan.sampler](model, noise, ts, callback=step)
+        timings["denoise_s"] = timings.get("denoise_s", 0.0) + time.perf_counter() - t0
+        t0 = time.perf_counter()
+        z = pipe.vae.denormalize(z.float()).to(next(pipe.vae.parameters()).dtype)
+        with torch.inference_mode():
+            video = torch.cat(list(pipe.vae.iter_decode(z)), dim=2)[0].float()  # (3, T, H, W)
+        rgb = ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        rgb = rearrange(rgb, "c t h w -> t h w c").cpu().numpy()
+        timings["decode_s"] = timings.get("decode_s", 0.0) + time.perf_counter() - t0
+        new = rgb if tail is None else rgb[td:]  # a continuation repeats its tail: drop it
+        new = new[: plan.frames - made]
+        made += len(new)
+        callback("decode", k + 1, n)
+        tail = rgb[-td:]
+        yield new
+
+
+def _with_cond(dit: DiT, cond: torch.Tensor | None) -> Callable[..., torch.Tensor]:
+    """The DiT with this segment's control maps bound (repeated over the batch CFG doubles)."""
+    if cond is None:
+        return dit
+    return lambda x, t, text, mask: dit(x, t, text, mask, cond.expand(x.shape[0], -1, -1, -1, -1).to(x.dtype))
+
+
+def output_frames(frames: int, src_fps: float, dst_fps: float) -> int:
+    """Frames at dst_fps covering a clip of `frames` at src_fps: times k / dst_fps <= the last frame's."""
+    if dst_fps == src_fps:
+        return frames
+    return math.floor((frames - 1) / src_fps * dst_fps + 1e-9) + 1
 
 
 def generate(pipe: Pipeline, req: GenerationRequest, out: str | Path,
              callback: Callback | None = None) -> GenerationResult:  # fmt: skip
-    """Generate one video to `out` (.mp4), its poster (.png) and record (.json); see the module doc."""
-    from mutoscope.post.mp4 import sidecar_path, write_mp4, write_poster
+    """Generate one video to `out` (.mp4), its poster (.png) and record (.json); see the module doc.
+
+    Memory stays flat in the video's length: segments are made, post-processed, marked and encoded
+    as a stream of chunks; only the poster frame is kept."""
+    from mutoscope.post.mp4 import sidecar_path, write_mp4_stream, write_poster
 
     cfg, timings = pipe.config, {}
     start = time.perf_counter()
     out = Path(out)
     callback = callback or (lambda stage, done, total: None)
 
-    # 1. Check inputs. Longer than the base clip: clamped for now (extension is issue 4); shorter: trimmed.
-    seed, steps, scale, sampler, frames = _check(pipe, req, out)
-    base = cfg.frames / cfg.fps
-    notes = [f"seconds clamped to the base clip of {base:g} s (extension comes later)"] * (req.seconds > base)
+    # 1. Check inputs (controls included) into a plan: segments, sizes, keyframes, camera, brush.
+    plan = _check(pipe, req, out)
+    if plan.loop and plan.first is None:
+        # A loop ends where it starts: make the first segment with the same seed, loop on its frame 0.
+        first_only = dataclasses.replace(plan, segments=plan.segments[:1], loop=False, frames=cfg.frames)
+        plan.first = next(_base_frames(pipe, first_only, {}, lambda *a: None))[0]
 
-    # 2. Encode the prompt and the negative prompt ("" = unconditional) in one batch.
-    t0 = time.perf_counter()
-    states, mask = pipe.text.encode([req.prompt, req.negative_prompt])  # (2, L, D), (2, L)
-    timings["text_s"] = time.perf_counter() - t0
+    # 2-5. Text, noise, sampling and decoding per segment (_base_frames), then the post stages; each
+    #      stage is a generator of chunks, timed inclusive of the stages it pulls from.
+    inclusive: dict[str, float] = {}
+    chunks = _timed(_base_frames(pipe, plan, timings, callback), "generate", inclusive)
+    count = plan.frames
+    if plan.fps != cfg.fps:
+        from mutoscope.post.interpolate import interpolate_stream, load_interpolator
 
-    # 3. Draw the initial noise on the CPU from the seed, so a seed gives the same video on any device.
-    Cz, Tz, Hz, Wz = pipe.vae.latent_shape(cfg.frames, cfg.height, cfg.width)
-    generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn(1, Cz, Tz, Hz, Wz, generator=generator).to(pipe.device)  # (1, Cz, Tz, Hz, Wz)
+        interp = interpolate_stream(chunks, cfg.fps, plan.fps, load_interpolator())
+        chunks = _timed(interp, "interpolate", inclusive)
+        count = output_frames(count, cfg.fps, plan.fps)
+    if plan.size != (cfg.width, cfg.height):
+        from mutoscope.post.upscale import load_upscaler, upscale_stream
 
-    # 4. Sample: integrate the flow ODE from t = 1 (noise) to t = 0 with classifier-free guidance.
-    t0 = time.perf_counter()
-    model = cfg_wrapper(pipe.dit, states[:1], mask[:1], states[1:], mask[1:], scale)
-    ts = time_grid(steps, pipe.sample.shift)
-    with torch.inference_mode():
-        z = SAMPLERS[sampler](model, noise, ts, callback=lambda done, total: callback("denoise", done, total))
-    timings["denoise_s"] = time.perf_counter() - t0
-    timings["step_s"] = timings["denoise_s"] / steps
+        chunks = _timed(upscale_stream(chunks, plan.size, load_upscaler()), "upscale", inclusive)
 
-    # 5. Decode, streamed one latent frame at a time; causal, so a prefix of latents gives the prefix.
-    t0 = time.perf_counter()
-    z = pipe.vae.denormalize(z.float())[:, :, : math.ceil(frames / cfg.vae.temporal_down)]
-    z = z.to(next(pipe.vae.parameters()).dtype)
-    pieces = []
-    callback("decode", 0, z.shape[2])
-    with torch.inference_mode():
-        for piece in pipe.vae.iter_decode(z):
-            pieces.append(piece)
-            callback("decode", len(pieces), z.shape[2])
-    video = torch.cat(pieces, dim=2)[0, :, :frames].float()  # (3, T, H, W) in about [-1, 1]
-    rgb = ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    rgb = rearrange(rgb, "c t h w -> t h w c").cpu().numpy()
-    timings["decode_s"] = time.perf_counter() - t0
-
-    # 6. Write the poster, then the MP4 with its record (atomic; a failed MP4 takes the poster along).
-    t0 = time.perf_counter()
+    # 6. Mark (before the one and only encode: a re-encode would weaken the mark), keep the poster
+    #    frame, encode the MP4 with its record (atomic), then the poster.
     # fmt: off
     record = {
-        "prompt": req.prompt, "negative_prompt": req.negative_prompt, "seed": seed, "steps": steps,
-        "cfg": scale, "sampler": sampler, "shift": pipe.sample.shift, "seconds_requested": req.seconds,
-        "seconds": frames / cfg.fps, "width": cfg.width, "height": cfg.height, "frames": frames,
-        "fps": cfg.fps, "model": pipe.model_id, "generator": f"mutoscope {__version__}", "notes": notes,
+        "prompt": req.prompt, "negative_prompt": plan.negative, "seed": plan.seed, "steps": plan.steps,
+        "cfg": plan.cfg, "sampler": plan.sampler, "shift": pipe.sample.shift,
+        "seconds_requested": req.seconds, "seconds": count / plan.fps, "width": plan.size[0],
+        "height": plan.size[1], "frames": count, "fps": plan.fps, "model": pipe.model_id,
+        "generator": f"mutoscope {__version__}", "notes": plan.notes, "segments": len(plan.segments),
+        "base": {"width": cfg.width, "height": cfg.height, "fps": cfg.fps, "frames": plan.frames},
+        "controls": _describe(req, plan),
     }
     # fmt: on
-    if req.watermark:  # marked before the one and only encode: a re-encode would weaken the mark
+    if req.watermark:
         from mutoscope.post import watermark
 
-        rgb = watermark.embed(rgb)
         record["watermark"] = watermark.record_entry()
-    poster = write_poster(out.with_suffix(".png"), rgb[frames // 2])
-    try:
-        write_mp4(out, rgb, cfg.fps, record)
-    except BaseException:
-        poster.unlink(missing_ok=True)
-        raise
-    timings["encode_s"] = time.perf_counter() - t0
+    poster_at, poster = count // 2, []
+
+    def marked() -> Iterator[np.ndarray]:
+        done = 0
+        for chunk in chunks:
+            t0 = time.perf_counter()
+            if req.watermark:
+                chunk = watermark.embed(chunk, start=done)
+            if done <= poster_at < done + len(chunk):
+                poster.append(chunk[poster_at - done].copy())
+            done += len(chunk)
+            timings["mark_s"] = timings.get("mark_s", 0.0) + time.perf_counter() - t0
+            yield chunk
+
+    t0 = time.perf_counter()
+    shape = (count, plan.size[1], plan.size[0])
+    x264 = "medium" if max(plan.size) <= 256 else "veryfast"  # 1080p: ~40 frames/s on 2 cores
+    write_mp4_stream(out, marked(), plan.fps, shape, record, preset=x264)
+    # Exclusive times: each stage's inclusive time less the stage it pulls from; the rest is encoding.
+    previous = 0.0
+    for name, spent in inclusive.items():
+        if name != "generate":
+            timings[f"{name}_s"] = spent - previous
+        previous = spent
+    timings["encode_s"] = time.perf_counter() - t0 - previous - timings.get("mark_s", 0.0)
+    write_poster(out.with_suffix(".png"), poster[0])
     timings["total_s"] = time.perf_counter() - start
+    timings["step_s"] = timings.get("denoise_s", 0.0) / (plan.steps * len(plan.segments))
     full_record = json.loads(sidecar_path(out).read_text())  # the record as written, with its video block
-    return GenerationResult(out, poster, full_record, seed, timings)
+    return GenerationResult(out, out.with_suffix(".png"), full_record, plan.seed, timings)
+
+
+def _timed(chunks: Iterator[np.ndarray], name: str, spent: dict[str, float]) -> Iterator[np.ndarray]:
+    """Pass chunks through, adding the time spent getting each to spent[name]."""
+    spent[name] = 0.0
+    it = iter(chunks)
+    while True:
+        t0 = time.perf_counter()
+        chunk = next(it, None)
+        spent[name] += time.perf_counter() - t0
+        if chunk is None:
+            return
+        yield chunk
+
+
+def _describe(req: GenerationRequest, plan: Plan) -> dict[str, Any]:
+    """The controls used, for the record (images by name, not pixels)."""
+
+    def name(image: Any) -> str:
+        return "array" if isinstance(image, np.ndarray) else str(image)
+
+    out: dict[str, Any] = {}
+    if req.first_frame is not None:
+        out["first_frame"] = name(req.first_frame)
+    if req.last_frame is not None:
+        out["last_frame"] = name(req.last_frame)
+    if plan.loop:
+        out["loop"] = True
+    if plan.camera is not None:
+        out["camera"] = plan.camera.describe()
+    if plan.brush:
+        out["brush"] = [{"path": r.path.tolist()} for r in plan.brush]
+    if req.static_mask is not None:
+        out["static_mask"] = name(req.static_mask)
+    if plan.extends is not None:
+        out["extend"] = plan.extends
+    if req.storyboard:
+        out["storyboard"] = [{"prompt": p["prompt"], "seconds": p["seconds"]} for p in req.storyboard]
+    return out

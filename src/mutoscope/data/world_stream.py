@@ -23,11 +23,12 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from mutoscope.world.caption import caption
+from mutoscope.world.caption import Caption, caption
 from mutoscope.world.claims import claims_to_json
 from mutoscope.world.holdout import in_training
 from mutoscope.world.render import render
 from mutoscope.world.sample import sample_spec
+from mutoscope.world.spec import SceneSpec
 
 
 class WorldStream(IterableDataset):
@@ -60,15 +61,19 @@ class WorldStream(IterableDataset):
             raise ValueError(f"split must be 'train' or 'all', got {split!r}")
         self.as_tensor, self.length, self.split = as_tensor, length, split
 
-    def sample(self, i: int) -> dict:
-        """Sample number `i`: the same clip, caption and claims on any machine, in any shard."""
+    def scene(self, i: int) -> tuple[SceneSpec, Caption]:
+        """The scene spec and caption of sample `i`, without rendering it."""
         rng = np.random.default_rng([self.seed, i])
         while True:
             kind = None if self.kinds is None else self.kinds[int(rng.integers(len(self.kinds)))]
             spec = sample_spec(rng, kind=kind, seconds=self.seconds)
             text = caption(spec, rng)
             if self.split == "all" or in_training(spec, text.text):
-                break
+                return spec, text
+
+    def sample(self, i: int) -> dict:
+        """Sample number `i`: the same clip, caption and claims on any machine, in any shard."""
+        spec, text = self.scene(i)
         frames = render(spec, self.width, self.height, self.fps)  # (T, H, W, 3) uint8
         video = torch.from_numpy(frames) if self.as_tensor else frames
         return {

@@ -190,5 +190,22 @@ class DiT(nn.Module):
         v = rearrange(h, "b (t h w) (pt ph pw c) -> b c (t pt) (h ph) (w pw)", **sizes)
         return v.to(x.dtype)  # (B, C, T, H, W)
 
+    def widen_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A state dict of this DiT without control inputs (or with fewer), made to fit this one: the
+        patch embedding's columns for the new input channels are zero, so the model computes what it
+        did and the controls start switched off (as adaLN-Zero starts each block off)."""
+        key = "patch_embed.weight"
+        w = state[key]
+        pt, ph, pw = self.cfg.patch_size
+        have = w.shape[1] // (pt * ph * pw)
+        want = self.cfg.in_channels + self.cfg.cond_channels
+        if have == want:
+            return state
+        if have > want or have < self.cfg.in_channels:
+            raise ValueError(f"cannot widen a patch embedding of {have} input channels to {want}")
+        grown = w.new_zeros(w.shape[0], pt * ph * pw, want)
+        grown[:, :, :have] = w.reshape(w.shape[0], pt * ph * pw, have)  # tokens are (pt ph pw c)
+        return {**state, key: grown.reshape(w.shape[0], -1)}
+
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

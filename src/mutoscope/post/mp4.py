@@ -21,6 +21,7 @@ import os
 import secrets
 import shutil
 import subprocess
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
@@ -77,10 +78,28 @@ def write_mp4(
     a `video` block added that describes the file. Without a record only the `video` block is
     embedded and no sidecar is written. Bad input raises ValueError before anything is written.
     """
-    path = Path(path)
     frames = _check_frames(frames)
-    rate = frame_rate(fps)
     t, h, w, _ = frames.shape
+    return write_mp4_stream(path, [frames], fps, (t, h, w), record, crf=crf, preset=preset)
+
+
+def write_mp4_stream(
+    path: str | os.PathLike,
+    chunks: Iterable[np.ndarray],
+    fps: float | Fraction,
+    shape: tuple[int, int, int],
+    record: dict | None = None,
+    *,
+    crf: int = 18,
+    preset: str = "medium",
+) -> Path:
+    """write_mp4 for a video that does not fit in memory: `chunks` of (n, H, W, 3) uint8 frames, in
+    order, `shape` = (T, H, W) of the whole (the record, embedded up front, states it). Memory is one
+    chunk whatever the length. A chunk of another size, a count other than T, or an exception from
+    the chunks' producer leaves nothing behind."""
+    path = Path(path)
+    rate = frame_rate(fps)
+    t, h, w = shape
     enc_w, enc_h = w + w % 2, h + h % 2
     video = {"codec": "h264", "pix_fmt": PIX_FMT, "width": enc_w, "height": enc_h,
              "content_width": w, "content_height": h, "frames": t,
@@ -102,16 +121,26 @@ def write_mp4(
             ctx = stream.codec_context
             ctx.colorspace = ctx.color_primaries = ctx.color_trc = _BT709
             ctx.color_range = _MPEG_RANGE
-            for rgb in frames:
-                if (enc_w, enc_h) != (w, h):  # replicate the last column / row
-                    rgb = np.pad(rgb, ((0, enc_h - h), (0, enc_w - w), (0, 0)), mode="edge")
-                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
-                    format=PIX_FMT,
-                    dst_colorspace=Colorspace.ITU709,
-                    dst_color_range=ColorRange.MPEG,
-                    interpolation=_SWS,
-                )
-                out.mux(stream.encode(frame))
+            written = 0
+            for chunk in chunks:
+                chunk = _check_frames(chunk)
+                if chunk.shape[1:3] != (h, w):
+                    raise ValueError(
+                        f"a chunk of {chunk.shape[2]}x{chunk.shape[1]} frames in a {w}x{h} video"
+                    )
+                for rgb in chunk:
+                    if (enc_w, enc_h) != (w, h):  # replicate the last column / row
+                        rgb = np.pad(rgb, ((0, enc_h - h), (0, enc_w - w), (0, 0)), mode="edge")
+                    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+                        format=PIX_FMT,
+                        dst_colorspace=Colorspace.ITU709,
+                        dst_color_range=ColorRange.MPEG,
+                        interpolation=_SWS,
+                    )
+                    out.mux(stream.encode(frame))
+                written += len(chunk)
+            if written != t:
+                raise ValueError(f"{written} frames written, the record says {t}")
             out.mux(stream.encode(None))  # flush the encoder's delayed frames
         if record is not None:
             tmp_json.write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")

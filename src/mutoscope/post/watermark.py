@@ -117,8 +117,10 @@ def _bit_map(n_slots: int, n_bits: int, t: np.ndarray) -> np.ndarray:
     return (k[None, :] + offset) % n_bits
 
 
-def embed(frames: np.ndarray, payload: bytes = PAYLOAD) -> np.ndarray:
-    """Mark every frame of (T, H, W, 3) uint8 RGB with `payload` (4 bytes); returns new frames."""
+def embed(frames: np.ndarray, payload: bytes = PAYLOAD, start: int = 0) -> np.ndarray:
+    """Mark every frame of (T, H, W, 3) uint8 RGB with `payload` (4 bytes); returns new frames.
+
+    `start` is the index of the first frame in the whole video, for marking a stream chunk by chunk."""
     frames = _check(frames)
     if len(payload) != PAYLOAD_BYTES:
         raise ValueError(f"the payload is {PAYLOAD_BYTES} bytes, got {len(payload)}")
@@ -133,7 +135,7 @@ def embed(frames: np.ndarray, payload: bytes = PAYLOAD) -> np.ndarray:
         y = rgb @ LUMA.astype(np.float64)  # (T, h, w)
         coeffs, details = _coefficients(y)
         flat = rearrange(coeffs, "t bh bw i j -> t (bh bw) i j")
-        bits = msg[_bit_map(n_slots, len(msg), np.arange(t0, t0 + len(rgb)))]  # (T, n_slots)
+        bits = msg[_bit_map(n_slots, len(msg), np.arange(start + t0, start + t0 + len(rgb)))]  # (T, n_slots)
         bits = rearrange(bits, "t (n k) -> t n k", k=len(coeff_ids))
         for j, (u, v) in enumerate(coeff_ids):
             c = flat[:, :, u, v] / strength

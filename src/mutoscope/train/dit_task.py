@@ -14,16 +14,28 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mutoscope.config import ModelConfig, TrainConfig, from_dict, load_json
 from mutoscope.data.world_stream import to_model
 from mutoscope.diffusion import flow
-from mutoscope.model import DiT
+from mutoscope.model import DiT, controls
 from mutoscope.text import TextEncoder
 from mutoscope.train import checkpoint
 from mutoscope.train.tasks import HELD_OUT_SEED, Batches, sample_seed, world
 from mutoscope.vae import CausalVAE, channels_last
+from mutoscope.world.claims import ClaimType
+from mutoscope.world.motion import (
+    AXIS_LIMIT,
+    camera_from_axes,
+    camera_params,
+    object_states,
+    path_to_frame,
+    scene_times,
+)
+from mutoscope.world.render import render_layers
+from mutoscope.world.vocab import Camera
 
 
 def load_vae(path: str | Path) -> CausalVAE:
@@ -45,22 +57,99 @@ def load_vae(path: str | Path) -> CausalVAE:
     return channels_last(vae.eval().requires_grad_(False))
 
 
+KEY_MODES = ("none", "first", "first_last", "last", "extend")
+# Most samples keep no keyframe, so that the text stays the main source of what appears.
+KEY_PROBS = (0.6, 0.18, 0.07, 0.03, 0.12)
+
+
+def draw_controls(rng: np.random.Generator, spec, text, cfg: ModelConfig, grid) -> tuple[Any, ...]:
+    """Which controls sample draws, from the clip's own camera and objects (model/controls.py).
+
+    Returns (camera path to render, ControlMaps without the brush / static maps yet, key mode)."""
+    times = scene_times(spec, cfg.fps)
+    says_camera = any(c.type is ClaimType.CAMERA for c in text.claims)
+    path, given = None, rng.random() < 0.5
+    if spec.camera is Camera.STATIC and not says_camera and rng.random() < 0.35:
+        # A move the caption does not mention: any mix of axes, at any strength the API allows.
+        names = rng.choice(
+            ("horizontal", "vertical", "zoom", "roll"), size=int(rng.integers(1, 3)), replace=False
+        )
+        axes = {str(n): float(rng.uniform(-AXIS_LIMIT, AXIS_LIMIT)) for n in names}
+        path, given = camera_from_axes(axes, times), True
+    path = camera_params(spec.camera, times) if path is None else path
+    maps = controls.ControlMaps()
+    if given:
+        maps.camera = controls.camera_flow(path, grid, cfg.vae.temporal_down, cfg.width / cfg.height)
+    key = KEY_MODES[int(rng.choice(len(KEY_MODES), p=KEY_PROBS))]
+    return path, maps, key
+
+
+def object_regions(rng, spec, path, alphas: np.ndarray, cfg: ModelConfig) -> list[controls.Region]:
+    """Motion-brush regions from 1..5 of the clip's objects, moving ones first: each object's mask in
+    frame 0 and its centre's path in frame units."""
+    times = scene_times(spec, cfg.fps)
+    aspect = cfg.width / cfg.height
+    regions = []
+    for n, obj in enumerate(spec.objects):
+        st = object_states(obj, times)
+        fx, fy = path_to_frame(path, st.x, st.y)
+        xy = np.stack([(fx - 0.5) / aspect + 0.5, fy], axis=-1)
+        travel = float(np.abs(xy - xy[0]).max())
+        regions.append((travel, controls.Region((alphas[n, 0] > 0.5).astype(np.float32), np.c_[times, xy])))
+    regions.sort(key=lambda r: -r[0])
+    k = int(rng.integers(1, min(controls.MAX_REGIONS, len(regions)) + 1))
+    return [r for _, r in regions[:k]]
+
+
+def static_mask(spec, alphas: np.ndarray, cfg: ModelConfig) -> np.ndarray:
+    """Everything that does not move in a clip with a still camera: the frame minus (dilated) the
+    area that moving objects sweep."""
+    moving = alphas.max(axis=1) - alphas[:, 0] > 0.5  # (N, H, W): covered later, not at the start
+    swept = (alphas.max(axis=1) * moving.any(axis=(1, 2))[:, None, None]).max(axis=0, initial=0.0)
+    swept = torch.from_numpy(swept)[None, None]
+    dilated = F.max_pool2d(swept, 5, stride=1, padding=2)[0, 0].numpy()
+    return (dilated < 0.5).astype(np.float32)
+
+
 class DiTSample:
-    """A world clip, its caption (or "" with probability caption_dropout), flow noise and time."""
+    """A world clip, its caption (or "" with probability caption_dropout), flow noise and time, and
+    the control inputs drawn for it (all off with `with_controls=False`)."""
 
     def __init__(
-        self, cfg: ModelConfig, tcfg: TrainConfig, seed: int, latent: tuple[int, ...], dropout: float
-    ):
+        self, cfg: ModelConfig, tcfg: TrainConfig, seed: int, latent: tuple[int, ...], dropout: float,
+        with_controls: bool = True,
+    ):  # fmt: skip
         self.stream, self.seed, self.latent, self.dropout = world(cfg, seed), seed, latent, dropout
+        self.cfg = cfg
+        self.with_controls = with_controls and cfg.dit.cond_channels > 0
 
     def __call__(self, index: int) -> dict[str, Any]:
-        item = self.stream.sample(index)
+        cfg = self.cfg
+        spec, text = self.stream.scene(index)
         rng = np.random.default_rng(sample_seed(self.seed, index, 3))
-        text = "" if rng.random() < self.dropout else item["caption"]
+        caption = "" if rng.random() < self.dropout else text.text
         gen = torch.Generator().manual_seed(sample_seed(self.seed, index, 4))
         t = flow.sample_t(1, gen)[0]
         noise = torch.randn(self.latent, generator=gen)
-        return {"video": to_model(item["video"]), "caption": text, "t": t, "noise": noise}
+        grid, td = self.latent[-2:], cfg.vae.temporal_down
+        cond_shape = (self.latent[1], *grid)
+        key, path, maps = "none", None, controls.ControlMaps()
+        if self.with_controls:
+            ctl = np.random.default_rng(sample_seed(self.seed, index, 5))
+            path, maps, key = draw_controls(ctl, spec, text, cfg, grid)
+        frames, alphas = render_layers(spec, cfg.width, cfg.height, cfg.fps, camera=path)
+        if self.with_controls and len(spec.objects) and ctl.random() < 0.3:
+            regions = object_regions(ctl, spec, path, alphas, cfg)
+            maps.brush = controls.brush_map(regions, cfg.frames, cfg.fps, grid, td)
+        still_camera = path is None or all(np.allclose(a, a[0]) for a in path)
+        if self.with_controls and still_camera and ctl.random() < 0.15:
+            maps.static = controls.static_map(static_mask(spec, alphas, cfg), grid)
+        item = {"video": to_model(torch.from_numpy(frames)), "caption": caption, "t": t, "noise": noise}
+        if cfg.dit.cond_channels:
+            item["cond"] = maps.tensor(cfg.dit.cond_channels, cond_shape)
+            item["key"] = torch.tensor(KEY_MODES.index(key))
+            item["stills"] = torch.from_numpy(frames[[0, -1]])  # first and last frame, uint8
+        return item
 
 
 class DiTTask:
@@ -76,7 +165,9 @@ class DiTTask:
         latent = self.vae.latent_shape(cfg.frames, cfg.height, cfg.width)
         make = DiTSample(cfg, tcfg, tcfg.seed, latent, tcfg.caption_dropout)
         self.data = Batches(make, tcfg.batch_size, rank, world_size)
-        self.held_out = Batches(DiTSample(cfg, tcfg, HELD_OUT_SEED, latent, 0.0), tcfg.eval_clips, 0, 1)[0]
+        # Held out without controls: the text-to-video loss, comparable with runs before the controls.
+        held = DiTSample(cfg, tcfg, HELD_OUT_SEED, latent, 0.0, with_controls=False)
+        self.held_out = Batches(held, tcfg.eval_clips, 0, 1)[0]
 
     def to(self, device: torch.device) -> DiTTask:
         self.model.to(device)
@@ -99,9 +190,30 @@ class DiTTask:
         x0 = self.latents(batch["video"])
         text, mask = self.text.encode(batch["caption"])
         noise, t = batch["noise"].to(x0), batch["t"].to(x0)
-        v = model(flow.interpolate(x0, noise, t), t, text, mask)
+        cond = self.keyframes(batch, x0) if "cond" in batch else None
+        v = model(flow.interpolate(x0, noise, t), t, text, mask, cond)
         loss = torch.mean((v.float() - flow.target(x0, noise)) ** 2)
         return loss, {}
+
+    @torch.no_grad()
+    def keyframes(self, batch: dict[str, Any], x0: torch.Tensor) -> torch.Tensor:
+        """The batch's control maps with the keyframe latents filled in: still images are encoded by
+        the frozen VAE (one batched call); an extension's first latent frame is the clip's own (the
+        causal VAE encodes the first chunk alone, exactly as generate() encodes the frames it extends)."""
+        cond = batch["cond"].to(x0).clone()
+        modes = [KEY_MODES[int(k)] for k in batch["key"]]
+        last = x0.shape[2] - 1
+        wanted = [(b, 0, 0) for b, m in enumerate(modes) if m in ("first", "first_last")]
+        wanted += [(b, 1, last) for b, m in enumerate(modes) if m in ("first_last", "last")]
+        if wanted:
+            images = torch.stack([batch["stills"][b, which] for b, which, _ in wanted])
+            z = controls.still_latents(self.vae, to_model(images[:, None])[:, :, 0].to(x0))
+            for (b, _, k), zk in zip(wanted, z, strict=True):
+                controls.set_keyframes(cond[b], zk[:, None], [k])
+        for b, m in enumerate(modes):
+            if m == "extend":
+                controls.set_keyframes(cond[b], x0[b, :, :1], [0])
+        return cond
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, autocast) -> dict[str, float]:

@@ -102,6 +102,8 @@ def train(
         from safetensors.torch import load_file
 
         weights = load_file(Path(init) / f"{cfg.what}.safetensors")
+        if hasattr(model, "widen_state"):  # a DiT gaining control inputs keeps its function
+            weights = model.widen_state(weights)
         model.load_state_dict(weights)  # widened to the model's dtype where stored narrower (bf16)
         ema.load_state_dict(weights)
     if cfg.activation_checkpointing:

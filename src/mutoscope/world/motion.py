@@ -36,6 +36,15 @@ ZIGZAG_PERIOD = 0.5  # seconds for one up-and-down
 BOUNCE_PERIOD = 2 * math.sqrt(2 * 0.35 / GRAVITY)  # a drop of 0.35 world units, elastic
 
 
+# A camera path: (zoom, rotation, tx, ty) arrays, one value per frame (see camera_params).
+CameraPath = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+# Kling-style camera axes, each in [-10, 10]; 5 is the speed of the world's preset moves.
+CAMERA_AXES = ("horizontal", "vertical", "pan", "tilt", "roll", "zoom")
+AXIS_LIMIT = 10.0
+AXIS_PRESET = 5.0
+
+
 @dataclass
 class States:
     """Per-frame state of one object: arrays of shape (T,)."""
@@ -147,12 +156,40 @@ def camera_params(camera: Camera, times: np.ndarray) -> tuple[np.ndarray, ...]:
     return table[Camera(camera)]
 
 
-def to_frame(camera: Camera, times, x, y):
-    """Map world points (per time) to frame-world coordinates (unit square at rest)."""
-    z, rot, tx, ty = camera_params(camera, times)
+def camera_from_axes(axes: dict[str, float], times: np.ndarray) -> CameraPath:
+    """A steady camera move from Kling-style axes (each in [-10, 10], missing = 0), as camera_params.
+
+    The world is flat and seen head-on, so a truck and a pan move the frame alike: `horizontal` and
+    `pan` add (positive: the camera moves right, the scene slides left), as do `vertical` and `tilt`
+    (positive: up, the scene slides down). `zoom` > 0 zooms in; `roll` > 0 turns the scene as ORBIT.
+    """
+    unknown = set(axes) - set(CAMERA_AXES)
+    if unknown:
+        raise ValueError(f"unknown camera axes {sorted(unknown)}; known: {', '.join(CAMERA_AXES)}")
+    for name, value in axes.items():
+        if not -AXIS_LIMIT <= float(value) <= AXIS_LIMIT:
+            raise ValueError(f"camera axis {name}={value} outside [-{AXIS_LIMIT:g}, {AXIS_LIMIT:g}]")
+    a = {k: float(axes.get(k, 0.0)) / AXIS_PRESET for k in CAMERA_AXES}
+    t = np.asarray(times, dtype=np.float64)
+    return (
+        np.exp(a["zoom"] * CAMERA_ZOOM_RATE * t),
+        a["roll"] * CAMERA_ORBIT_RATE * t,
+        -(a["horizontal"] + a["pan"]) * CAMERA_PAN_SPEED * t,
+        (a["vertical"] + a["tilt"]) * CAMERA_PAN_SPEED * t,
+    )
+
+
+def path_to_frame(path: CameraPath, x, y):
+    """Map world points (per frame) to frame coordinates under a camera path (unit square at rest)."""
+    z, rot, tx, ty = path
     c, s = np.cos(rot), np.sin(rot)
     dx, dy = x - 0.5, y - 0.5
     return z * (c * dx - s * dy) + 0.5 + tx, z * (s * dx + c * dy) + 0.5 + ty
+
+
+def to_frame(camera: Camera, times, x, y):
+    """Map world points (per time) to frame-world coordinates (unit square at rest)."""
+    return path_to_frame(camera_params(camera, times), x, y)
 
 
 def scene_times(spec: SceneSpec, fps: float) -> np.ndarray:

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from mutoscope.world.motion import camera_params, object_states, scene_times
+from mutoscope.world.motion import CameraPath, camera_params, object_states, scene_times
 from mutoscope.world.spec import ObjectSpec, SceneSpec
 from mutoscope.world.vocab import COLORS, Motion, Shape
 
@@ -190,11 +190,27 @@ def pixel_grid(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     return np.meshgrid(xs, ys)
 
 
-def render(spec: SceneSpec, width: int = 64, height: int = 64, fps: float = 8.0) -> np.ndarray:
-    """Draw the clip: (T, H, W, 3) uint8, frame k at time k / fps."""
+def render(
+    spec: SceneSpec, width: int = 64, height: int = 64, fps: float = 8.0, camera: CameraPath | None = None
+) -> np.ndarray:
+    """Draw the clip: (T, H, W, 3) uint8, frame k at time k / fps.
+
+    `camera` (zoom, rotation, tx, ty) per frame replaces the spec's camera move: the path that camera
+    control asks for (world/motion.py, camera_from_axes)."""
+    return render_layers(spec, width, height, fps, camera)[0]
+
+
+def render_layers(
+    spec: SceneSpec, width: int = 64, height: int = 64, fps: float = 8.0, camera: CameraPath | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The clip and each object's coverage: (T, H, W, 3) uint8 and (N, T, H, W) float32 in [0, 1]
+    (object n's antialiased alpha before later objects are drawn over it)."""
     times = scene_times(spec, fps)
     fx, fy = pixel_grid(width, height)
-    zoom, rot, tx, ty = (a.astype(np.float32)[:, None, None] for a in camera_params(spec.camera, times))
+    path = camera_params(spec.camera, times) if camera is None else camera
+    if any(len(a) != len(times) for a in path):
+        raise ValueError(f"camera path covers {len(path[0])} frames, the clip has {len(times)}")
+    zoom, rot, tx, ty = (np.asarray(a, np.float32)[:, None, None] for a in path)
     # Inverse camera: frame point -> world point.
     dx, dy = (fx[None] - 0.5 - tx) / zoom, (fy[None] - 0.5 - ty) / zoom
     c, s = np.cos(rot), np.sin(rot)
@@ -203,7 +219,8 @@ def render(spec: SceneSpec, width: int = 64, height: int = 64, fps: float = 8.0)
     ox, oy = rng.uniform(0, 1, size=2).astype(np.float32)
     frame = BACKGROUND_FN[spec.background](wx + ox, wy + oy)  # (T, H, W, 3) float
     px_per_unit = height * zoom  # world units -> pixels, per frame
-    for obj in spec.objects:
+    alphas = np.zeros((len(spec.objects), *wx.shape), np.float32)
+    for n, obj in enumerate(spec.objects):
         st = object_states(obj, times)
         radius = (obj.radius * st.scale).astype(np.float32)[:, None, None]
         ca = np.cos(st.angle).astype(np.float32)[:, None, None]
@@ -216,6 +233,6 @@ def render(spec: SceneSpec, width: int = 64, height: int = 64, fps: float = 8.0)
             sd = _sd_person(ux, uy, person_pose(obj, times, st.phase))
         else:
             sd = SDF[obj.shape](ux, uy)
-        alpha = np.clip(0.5 - sd * radius * px_per_unit, 0.0, 1.0)[..., None]
-        frame = frame + (np.asarray(COLORS[obj.color], np.float32) - frame) * alpha
-    return np.clip(frame + 0.5, 0, 255).astype(np.uint8)
+        alphas[n] = np.clip(0.5 - sd * radius * px_per_unit, 0.0, 1.0)
+        frame = frame + (np.asarray(COLORS[obj.color], np.float32) - frame) * alphas[n][..., None]
+    return np.clip(frame + 0.5, 0, 255).astype(np.uint8), alphas

@@ -1,0 +1,185 @@
+"""Control inputs as extra input channels of the DiT: keyframes, camera, motion brush, static mask.
+
+The controls are maps on the latent grid (T', H', W'), concatenated to the noisy latents (dit.py's
+`cond`), all zero when a control is not used, so one model does text-to-video and every control, and
+a model trained before the controls existed starts from the same function (the new input columns of
+its patch embedding start at zero, `widen_patch_embed`). Channels, for C latent channels:
+
+    [0, C)    keyframe latents (normalized), at the latent frames that are given, else 0
+    C         keyframe mask: 1 at the latent frames that are given
+    C+1, C+2  camera flow: where the point seen at each latent pixel in frame 0 has moved to, averaged
+              over the frames of each latent frame, (dx, dy) in frame heights x FLOW_SCALE
+    C+3       camera given: 1 when the camera path is a control (0: left to the prompt)
+    C+4       brush: the brushed regions moved along their trajectories (coverage per latent pixel)
+    C+5       static: regions that must not move
+
+The same functions build the maps for training (from a world clip's own objects and camera, in
+train/dit_task.py) and for generation (from the user's masks and paths, in generate.py), so the
+model sees one format. Keyframe latents need the VAE and are filled in by the caller
+(`still_latents`): a still image is encoded as `temporal_down` copies of itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mutoscope.world.motion import CameraPath
+
+EXTRA_CHANNELS = 6
+FLOW_SCALE = 4.0  # frame heights -> about unit range: a 2-s preset pan moves the scene 0.4
+MAX_REGIONS = 5  # as Runway's Multi Motion Brush
+
+
+def cond_channels(latent_channels: int) -> int:
+    return latent_channels + EXTRA_CHANNELS
+
+
+@dataclass(frozen=True)
+class Region:
+    """A motion-brush region: a mask at the clip's resolution, in [0, 1], and its path.
+
+    `path` is (K, 3): rows (seconds, x, y), x and y in frame units (0..1 across the width / height),
+    times increasing; positions in between are linear, before the first and after the last held. The
+    region moves by path(t) - path(0), where path(0) is the position at the first row's time.
+    """
+
+    mask: np.ndarray  # (H, W) float
+    path: np.ndarray  # (K, 3)
+
+    def offsets(self, times: np.ndarray) -> np.ndarray:
+        """(len(times), 2) displacement in frame units at each time, relative to the clip's start."""
+        p = np.asarray(self.path, np.float64)
+        x = np.interp(times, p[:, 0], p[:, 1]) - np.interp(0.0, p[:, 0], p[:, 1])
+        y = np.interp(times, p[:, 0], p[:, 2]) - np.interp(0.0, p[:, 0], p[:, 2])
+        return np.stack([x, y], axis=-1)
+
+
+def _pool(maps: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """Area-average (..., H, W) maps down to the latent grid (h, w)."""
+    t = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))
+    lead = t.shape[:-2]
+    out = F.adaptive_avg_pool2d(t.reshape(-1, 1, *t.shape[-2:]), grid)
+    return out.reshape(*lead, *grid).numpy()
+
+
+def _chunks(frames: int, temporal_down: int) -> np.ndarray:
+    """(T', temporal_down) frame indices of each latent frame."""
+    if frames % temporal_down:
+        raise ValueError(f"{frames} frames do not split into latent frames of {temporal_down}")
+    return np.arange(frames).reshape(-1, temporal_down)
+
+
+def camera_flow(
+    path: CameraPath, grid: tuple[int, int], temporal_down: int, aspect: float = 1.0
+) -> np.ndarray:
+    """(2, T', h, w): the camera's displacement field relative to frame 0, per latent frame.
+
+    `path` is (zoom, rotation, tx, ty) per frame (world/motion.py); `aspect` = width / height."""
+    zoom, rot, tx, ty = (np.asarray(a, np.float64) for a in path)
+    h, w = grid
+    # Latent pixel centres in frame coordinates (frame heights; x spans the aspect), as render's grid.
+    fx = (np.arange(w) + 0.5) / w * aspect + 0.5 - aspect / 2
+    fy = (np.arange(h) + 0.5) / h
+    fx, fy = np.meshgrid(fx, fy)
+
+    def world_of(f: int):  # inverse camera of frame f, as render.py
+        dx, dy = (fx - 0.5 - tx[f]) / zoom[f], (fy - 0.5 - ty[f]) / zoom[f]
+        c, s = np.cos(rot[f]), np.sin(rot[f])
+        return c * dx + s * dy + 0.5, -s * dx + c * dy + 0.5
+
+    def frame_of(f: int, wx, wy):  # forward camera, as motion.path_to_frame
+        c, s = np.cos(rot[f]), np.sin(rot[f])
+        dx, dy = wx - 0.5, wy - 0.5
+        return zoom[f] * (c * dx - s * dy) + 0.5 + tx[f], zoom[f] * (s * dx + c * dy) + 0.5 + ty[f]
+
+    wx, wy = world_of(0)
+    flow = np.zeros((len(zoom), 2, h, w))
+    for f in range(len(zoom)):
+        x, y = frame_of(f, wx, wy)
+        flow[f] = (x - fx, y - fy)
+    chunks = _chunks(len(zoom), temporal_down)
+    return (flow[chunks].mean(axis=1).transpose(1, 0, 2, 3) * FLOW_SCALE).astype(np.float32)
+
+
+def shift_masks(mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """(F, H, W): `mask` (H, W) translated by each offset (F, 2), in frame units, bilinear."""
+    H, W = mask.shape
+    n = len(offsets)
+    m = torch.from_numpy(np.ascontiguousarray(mask, np.float32))[None, None].expand(n, 1, H, W)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    # grid_sample reads the source at output - offset; normalized coordinates span 2 per side.
+    theta[:, :, 2] = -torch.from_numpy(np.asarray(offsets, np.float32)) * 2.0
+    grid = F.affine_grid(theta, (n, 1, H, W), align_corners=False)
+    return F.grid_sample(m, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0].numpy()
+
+
+def brush_map(
+    regions: list[Region],
+    frames: int,
+    fps: float,
+    grid: tuple[int, int],
+    temporal_down: int,
+    start: float = 0.0,
+) -> np.ndarray:
+    """(T', h, w): the union of the regions, each moved along its path, averaged per latent frame;
+    frame 0 is at `start` seconds of the video (a later segment sees its regions where they are)."""
+    if len(regions) > MAX_REGIONS:
+        raise ValueError(f"at most {MAX_REGIONS} motion-brush regions, got {len(regions)}")
+    chunks = _chunks(frames, temporal_down)
+    if not regions:
+        return np.zeros((len(chunks), *grid), np.float32)
+    times = start + np.arange(frames) / fps
+    moved = np.max([shift_masks(r.mask, r.offsets(times)) for r in regions], axis=0)  # (F, H, W)
+    return _pool(moved[chunks].mean(axis=1), grid).astype(np.float32)
+
+
+@dataclass
+class ControlMaps:
+    """The controls of one clip on the latent grid, except the keyframe latents (they need the VAE).
+
+    `keys` lists the latent frames given as keyframes; `stills` the images (H, W, 3) uint8 encoded as
+    still chunks for them (None where the caller fills that latent frame itself, e.g. extension)."""
+
+    camera: np.ndarray | None = None  # (2, T', h, w) from camera_flow
+    brush: np.ndarray | None = None  # (T', h, w) from brush_map
+    static: np.ndarray | None = None  # (h, w) coverage of the static mask
+
+    def tensor(self, channels: int, shape: tuple[int, int, int]) -> torch.Tensor:
+        """(channels, T', h, w): every map but the keyframe ones (which the caller fills)."""
+        C = channels - EXTRA_CHANNELS
+        out = torch.zeros(channels, *shape)
+        if self.camera is not None:
+            out[C + 1 : C + 3] = torch.from_numpy(self.camera)
+            out[C + 3] = 1.0
+        if self.brush is not None:
+            out[C + 4] = torch.from_numpy(self.brush)
+        if self.static is not None:
+            out[C + 5] = torch.from_numpy(self.static)[None]
+        return out
+
+
+def set_keyframes(cond: torch.Tensor, latents: torch.Tensor, frames: list[int]) -> None:
+    """Write keyframe latents (C, len(frames), h, w) into cond (channels, T', h, w) at `frames`."""
+    C = cond.shape[0] - EXTRA_CHANNELS
+    for j, k in enumerate(frames):
+        cond[:C, k] = latents[:, j]
+        cond[C, k] = 1.0
+
+
+@torch.no_grad()
+def still_latents(vae, images: torch.Tensor) -> torch.Tensor:
+    """Normalized latents (N, C, h, w) of images (N, 3, H, W) in [-1, 1], each as a still chunk."""
+    td = vae.cfg.temporal_down
+    clip = images[:, :, None].expand(-1, -1, td, -1, -1).contiguous(memory_format=torch.channels_last_3d)
+    mean, _ = vae.encode(clip)
+    return vae.normalize(mean.float())[:, :, 0]
+
+
+def static_map(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """(h, w) coverage of a static mask (H, W) in [0, 1] on the latent grid."""
+    return _pool(np.asarray(mask, np.float32), grid).astype(np.float32)

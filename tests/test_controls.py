@@ -1,0 +1,252 @@
+"""Control inputs: the maps the DiT reads (model/controls.py), the user-facing parsing
+(control_inputs.py) and generate() with every control, on the tiny `test` preset."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mutoscope.config import preset
+from mutoscope.control_inputs import PRESET_AXES, load_frame, load_mask, parse_brush, parse_camera
+from mutoscope.errors import UserError
+from mutoscope.generate import GenerationRequest, generate, load_model
+from mutoscope.model import DiT, controls
+from mutoscope.post.mp4 import probe, read_frames, write_mp4
+from mutoscope.world.motion import camera_from_axes, camera_params
+from mutoscope.world.vocab import Camera
+
+TIMES = np.arange(16) / 8.0
+
+
+def test_preset_axes_are_the_world_presets():
+    for cam in Camera:
+        ours, world = camera_from_axes(PRESET_AXES[cam], TIMES), camera_params(cam, TIMES)
+        for a, b in zip(ours, world, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-12)
+
+
+def test_camera_flow_pan_is_uniform_zoom_is_radial():
+    pan = controls.camera_flow(camera_params(Camera.PAN_RIGHT, TIMES), (8, 8), 4)
+    assert pan.shape == (2, 4, 8, 8)
+    assert np.allclose(pan[:, 0], pan[:, 0, :1, :1], atol=1e-6)  # the same everywhere
+    assert pan[0, -1].mean() < pan[0, 0].mean() < 0 and np.allclose(pan[1], 0)  # scene slides left
+    zoom = controls.camera_flow(camera_params(Camera.ZOOM_IN, TIMES), (8, 8), 4)
+    dx = zoom[0, -1]
+    assert dx[:, 0].mean() < 0 < dx[:, -1].mean()  # points leave through the sides
+    still = controls.camera_flow(camera_params(Camera.STATIC, TIMES), (8, 8), 4)
+    assert np.abs(still).max() == 0
+
+
+def test_shift_masks_moves_by_frame_units():
+    mask = np.zeros((32, 32), np.float32)
+    mask[8:12, 4:8] = 1.0
+    moved = controls.shift_masks(mask, np.array([[0.0, 0.0], [0.5, 0.25]]))
+    assert np.allclose(moved[0], mask, atol=1e-6)
+    ys, xs = np.nonzero(moved[1] > 0.5)
+    assert (xs.min(), ys.min()) == (4 + 16, 8 + 8)
+
+
+def test_brush_map_follows_the_path_and_later_segments_start_where_it_is():
+    mask = np.zeros((32, 32), np.float32)
+    mask[14:18, 2:6] = 1.0
+    region = controls.Region(mask, np.array([[0.0, 0.1, 0.5], [2.0, 0.9, 0.5]]))
+    occupancy = controls.brush_map([region], 16, 8.0, (8, 8), 4)
+    cols = [np.average(np.arange(8), weights=occupancy[k].sum(0)) for k in range(4)]
+    assert cols == sorted(cols) and cols[-1] - cols[0] > 4  # moves right across the frame
+    later = controls.brush_map([region], 16, 8.0, (8, 8), 4, start=1.0)
+    assert np.average(np.arange(8), weights=later[0].sum(0)) > cols[1]
+    with pytest.raises(ValueError, match="at most 5"):
+        controls.brush_map([region] * 6, 16, 8.0, (8, 8), 4)
+
+
+def test_widened_dit_computes_what_the_text_only_one_did():
+    cfg = preset("test").dit
+    base = DiT(type(cfg)(**{**cfg.__dict__, "cond_channels": 0}))
+    with torch.no_grad():
+        for p in base.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    wide = DiT(cfg)
+    wide.load_state_dict(wide.widen_state(base.state_dict()))
+    x, t = torch.randn(2, 4, 2, 8, 8), torch.rand(2)
+    text, mask = torch.randn(2, 5, cfg.text_dim), torch.ones(2, 5, dtype=torch.bool)
+    cond = torch.randn(2, cfg.cond_channels, 2, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(base(x, t, text, mask), wide(x, t, text, mask, cond))
+
+
+def test_images_are_center_cropped_then_resized(tmp_path):
+    wide = np.zeros((40, 80, 3), np.uint8)
+    wide[:, 20:60] = 255  # the centre square is white, the sides black
+    assert load_frame(wide, 16, 16).min() > 200  # the sides were cropped away
+    path = tmp_path / "m.png"
+    Image.fromarray(np.full((10, 10), 255, np.uint8)).save(path)
+    assert load_mask(path, 8, 8).shape == (8, 8) and load_mask(path, 8, 8).min() == 1.0
+    for bad, code in (
+        (tmp_path / "none.png", "input.mask.not_found"),
+        (np.zeros((4, 4), np.uint8), "input.mask.empty"),
+    ):
+        with pytest.raises(UserError) as e:
+            load_mask(bad, 8, 8)
+        assert e.value.code == code
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("dolly_zoom", "input.camera.unknown"),
+        ({"pan": 11}, "input.camera.axes"),
+        ({"yaw": 1}, "input.camera.axes"),
+        ([{"t": 1, "x": 0.1}, {"t": 0.5}], "input.camera.path"),
+        (3, "input.camera.type"),
+    ],
+)
+def test_bad_camera_is_a_user_error(value, code):
+    with pytest.raises(UserError) as e:
+        parse_camera(value)
+    assert e.value.code == code
+
+
+def test_camera_path_points_interpolate():
+    cam = parse_camera([{"t": 2, "x": 0.2, "zoom": 1.5}])
+    zoom, _, tx, _ = cam.path(np.array([0.0, 1.0, 2.0, 3.0]))
+    np.testing.assert_allclose(tx, [0, 0.1, 0.2, 0.2])
+    np.testing.assert_allclose(zoom, [1, 1.25, 1.5, 1.5])
+
+
+def test_bad_brush_is_a_user_error():
+    mask = np.ones((8, 8), np.float32)
+    for regions, code in (
+        ([{"mask": mask, "path": [[0, 0.5, 0.5]]}], "input.brush.path"),
+        ([{"mask": mask, "path": [[1, 0.5, 0.5], [0, 0.2, 0.2]]}], "input.brush.path"),
+        ([{"path": [[0, 0.5, 0.5], [1, 0.2, 0.2]]}], "input.brush.region"),
+        ([{"mask": mask, "path": [[0, 0, 0], [1, 1, 1]]}] * 6, "input.brush.too_many"),
+    ):
+        with pytest.raises(UserError) as e:
+            parse_brush(regions, 8, 8)
+        assert e.value.code == code
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return load_model(preset="test")
+
+
+def test_every_control_runs_through_generate(pipe, tmp_path):
+    rng = np.random.default_rng(0)
+    first = rng.integers(0, 255, (50, 70, 3), dtype=np.uint8)
+    mask = np.zeros((32, 32), np.float32)
+    mask[10:20, 10:20] = 1
+    req = GenerationRequest(
+        "a red ball",
+        seed=3,
+        steps=2,
+        seconds=1.5,
+        first_frame=first,
+        last_frame=first,
+        camera={"pan": 4, "zoom": -2},
+        brush=[{"mask": mask, "path": [[0, 0.4, 0.4], [1.5, 0.7, 0.5]]}],
+        static_mask=1 - mask,
+    )
+    result = generate(pipe, req, tmp_path / "c.mp4")
+    assert probe(result.video)["frames"] == 12 and result.record["segments"] == 2
+    used = result.record["controls"]
+    assert used["camera"] == {"pan": 4.0, "zoom": -2.0} and used["brush"][0]["path"][1] == [1.5, 0.7, 0.5]
+    assert {"first_frame", "last_frame", "static_mask"} <= set(used)
+
+
+def test_controls_change_the_video(tmp_path):
+    moved = load_model(preset="test")  # weights moved off the zero init, so that the inputs matter
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for w in moved.dit.parameters():
+            w.add_((0.05 * torch.randn(w.shape, generator=g)).to(w.dtype))
+
+    def frames(name, **kw):
+        generate(moved, GenerationRequest("a ball", seed=1, steps=2, seconds=1, **kw), tmp_path / name)
+        return read_frames(tmp_path / name).astype(int)
+
+    plain = frames("a.mp4")
+    assert np.array_equal(plain, frames("a2.mp4"))
+    assert np.abs(plain - frames("b.mp4", camera="pan_left")).mean() > 0.5
+    assert np.abs(plain - frames("c.mp4", first_frame=np.zeros((32, 32, 3), np.uint8))).mean() > 0.5
+
+
+def test_extend_continues_a_video_and_loop_rounds_to_segments(pipe, tmp_path):
+    src = tmp_path / "src.mp4"
+    write_mp4(src, np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3), dtype=np.uint8), 8.0)
+    ext = generate(
+        pipe, GenerationRequest("a ball", seed=0, steps=1, seconds=1, extend=src), tmp_path / "e.mp4"
+    )
+    assert probe(ext.video)["frames"] == 8 and ext.record["controls"]["extend"] == str(src)
+    assert ext.record["segments"] == 2  # 4 new frames per continuing segment
+    loop = generate(
+        pipe, GenerationRequest("a ball", seed=0, steps=1, seconds=1.3, loop=True), tmp_path / "l.mp4"
+    )
+    assert probe(loop.video)["frames"] == 12 and "rounded" in loop.record["notes"][0]
+
+
+def test_storyboard_gives_each_segment_its_prompt(pipe, tmp_path):
+    board = [{"prompt": "a red ball", "seconds": 1}, {"prompt": "a blue star", "seconds": 1}]
+    result = generate(pipe, GenerationRequest("x", seed=0, steps=1, storyboard=board), tmp_path / "s.mp4")
+    assert probe(result.video)["frames"] == 16 and result.record["controls"]["storyboard"] == board
+
+
+@pytest.mark.parametrize(
+    ("kw", "code"),
+    [
+        ({"first_frame": "/nowhere.png"}, "input.first_frame.not_found"),
+        ({"loop": True, "last_frame": np.zeros((8, 8, 3), np.uint8)}, "input.loop.conflict"),
+        ({"extend": "/nowhere.mp4"}, "input.extend.not_found"),
+        ({"fps": 4}, "input.fps.invalid"),
+        ({"size": "4000x10"}, "input.size.invalid"),
+        ({"size": "big"}, "input.size.invalid"),
+        ({"storyboard": [{"prompt": "", "seconds": 1}]}, "input.storyboard.shot"),
+        ({"seconds": 10_000}, "input.seconds.invalid"),
+    ],
+)
+def test_bad_controls_write_nothing(pipe, tmp_path, kw, code):
+    with pytest.raises(UserError) as e:
+        generate(pipe, GenerationRequest("a ball", steps=1, **kw), tmp_path / "x.mp4")
+    assert e.value.code == code
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_text_only_model_refuses_controls(tmp_path):
+    text_only = load_model(preset="test")
+    text_only.config = type(text_only.config)(
+        **{
+            **text_only.config.__dict__,
+            "dit": type(text_only.config.dit)(**{**text_only.config.dit.__dict__, "cond_channels": 0}),
+        }
+    )
+    with pytest.raises(UserError) as e:
+        generate(text_only, GenerationRequest("a ball", camera="pan_left"), tmp_path / "x.mp4")
+    assert e.value.code == "model.controls.unsupported"
+
+
+def test_cli_controls(tmp_path, capsys):
+    from mutoscope.cli import main
+
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.pad(np.full((8, 8), 255, np.uint8), 12)).save(mask)
+    board = tmp_path / "board.json"
+    board.write_text(
+        json.dumps([{"prompt": "a red ball", "seconds": 1}, {"prompt": "a star", "seconds": 0.5}])
+    )
+    out = tmp_path / "v.mp4"
+    args = ["generate", "--preset", "test", "--steps", "1", "--seed", "2", "--quiet", "--out", str(out),
+            "--camera", '{"zoom": 3}', "--brush", str(mask), "[[0, 0.5, 0.5], [1, 0.8, 0.5]]",
+            "--storyboard", str(board)]  # fmt: skip
+    assert main(args) == 0
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["controls"]["camera"] == {"zoom": 3.0} and len(record["controls"]["brush"]) == 1
+    assert probe(out)["frames"] == 12
+    assert (
+        main(["generate", "a ball", "--preset", "test", "--camera", "{bad", "--out", str(tmp_path / "b.mp4")])
+        == 2
+    )
+    assert "--camera: not valid JSON" in capsys.readouterr().err
