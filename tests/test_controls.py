@@ -250,3 +250,20 @@ def test_cli_controls(tmp_path, capsys):
         == 2
     )
     assert "--camera: not valid JSON" in capsys.readouterr().err
+
+
+def test_keyframes_are_anchored_exactly_unless_asked_not_to(pipe, tmp_path):
+    from mutoscope.eval.controls import keyframe_cases, psnr
+    from mutoscope.world.render import render
+
+    clip = render(keyframe_cases(1)[0].spec, 32, 32)  # smooth world frames (noise would not survive H.264)
+    first, last = clip[0], clip[-1]
+    req = dict(prompt="a ball", seed=0, steps=1, seconds=1, first_frame=first, last_frame=last)
+    anchored = read_frames(generate(pipe, GenerationRequest(**req), tmp_path / "a.mp4").video)
+    # As close as H.264 keeps the keyframes themselves (4:2:0 chroma costs a 32x32 frame ~27 dB).
+    write_mp4(tmp_path / "truth.mp4", clip, 8.0)
+    codec = read_frames(tmp_path / "truth.mp4")
+    assert psnr(anchored[0], first) > psnr(codec[0], first) - 1
+    assert psnr(anchored[-1], last) > psnr(codec[-1], last) - 1
+    raw = read_frames(generate(pipe, GenerationRequest(**req, anchor=False), tmp_path / "r.mp4").video)
+    assert psnr(raw[0], first) < psnr(codec[0], first) - 5  # an untrained model does not reach it alone

@@ -74,6 +74,7 @@ class GenerationRequest:
     storyboard: Any = ()
     fps: float | None = None
     size: str | None = None
+    anchor: bool = True  # keyframes and segment seams exact in pixels (see anchor()); off to measure
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,7 @@ class Plan:
     extends: str | None = None
     negative: str = ""
     notes: list[str] = field(default_factory=list)
+    anchor: bool = True
 
     @property
     def controlled(self) -> bool:
@@ -304,6 +306,7 @@ def _check(pipe: Pipeline, req: GenerationRequest, out: Path) -> Plan:
         raise UserError("input.fps.invalid", f"fps must be at least the model's {cfg.fps:g}")
     W, H = cfg.width, cfg.height
     plan = Plan(seed, steps, float(scale), sampler, 0, [], fps, _size(req.size, cfg), loop=bool(req.loop))
+    plan.anchor = bool(req.anchor)
     if not isinstance(req.negative_prompt, str):
         raise UserError("input.negative_prompt.invalid", "the negative prompt must be text")
     plan.negative = req.negative_prompt
@@ -447,12 +450,44 @@ def _base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) 
         rgb = ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         rgb = rearrange(rgb, "c t h w -> t h w c").cpu().numpy()
         timings["decode_s"] = timings.get("decode_s", 0.0) + time.perf_counter() - t0
+        if plan.anchor:
+            last = plan.last if plan.last is not None else (plan.first if plan.loop else None)
+            anchor(
+                rgb,
+                tail if tail is not None else (first if k == 0 else None),
+                last if k == n - 1 else None,
+                td,
+            )
         new = rgb if tail is None else rgb[td:]  # a continuation repeats its tail: drop it
         new = new[: plan.frames - made]
         made += len(new)
         callback("decode", k + 1, n)
-        tail = rgb[-td:]
+        tail = rgb[-td:].copy()  # the marking stage writes into the chunks it is handed
         yield new
+
+
+def anchor(rgb: np.ndarray, start: np.ndarray | None, end: np.ndarray | None, span: int) -> None:
+    """Make a segment (T, H, W, 3) uint8 start and end exactly on the given pixels, in place.
+
+    The model reaches a keyframe only as closely as the VAE reconstructs it (~29 dB); a user wants
+    their image. `start` is a keyframe (H, W, 3) or the frames a continuation repeats (n, H, W, 3):
+    the difference between the given and the generated frames at the start is added to the segment,
+    fading linearly to zero over `span` frames (the first latent frame) after them, so there is no
+    jump; `end` likewise for the last frame, fading backwards."""
+    out = rgb.astype(np.float32)
+    if start is not None:
+        given = start if start.ndim == 4 else start[None]
+        n = len(given)
+        residual = given.astype(np.float32)[-1] - out[n - 1]
+        out[:n] = given
+        for j in range(1, span + 1):
+            if n - 1 + j < len(out):
+                out[n - 1 + j] += residual * (1 - j / (span + 1))
+    if end is not None:
+        residual = end.astype(np.float32) - out[-1]
+        for j in range(min(span + 1, len(out))):
+            out[-1 - j] += residual * (1 - j / (span + 1))
+    rgb[:] = np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def _with_cond(dit: DiT, cond: torch.Tensor | None) -> Callable[..., torch.Tensor]:
@@ -528,8 +563,8 @@ def generate(pipe: Pipeline, req: GenerationRequest, out: str | Path,
         done = 0
         for chunk in chunks:
             t0 = time.perf_counter()
-            if req.watermark:
-                chunk = watermark.embed(chunk, start=done)
+            if req.watermark:  # in place: the chunk is ours (every stage makes new arrays)
+                chunk = watermark.embed_into(chunk, start=done)
             if done <= poster_at < done + len(chunk):
                 poster.append(chunk[poster_at - done].copy())
             done += len(chunk)

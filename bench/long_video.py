@@ -1,0 +1,83 @@
+"""Long videos end to end: memory flat in length, compute per second of video, identity across the
+segment boundaries, and the 2-minute 1080p30 file (issue 4).
+
+    .venv/bin/python bench/long_video.py [--model DIR] [--seconds 10 120] [--hd-seconds 120]
+        [--out out/long]
+
+Each generation runs in its own process (`mutoscope generate`'s code path, generate()), which
+reports its peak RSS (ru_maxrss) and the stage timings. The base-rate videos are then judged at
+every segment boundary (eval/controls.py, boundary_identity). --hd-seconds 0 skips the 1080p30 run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+CHILD = """
+import json, os, resource, sys, time
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch
+from mutoscope.generate import GenerationRequest, generate, load_model
+torch.set_num_threads(len(os.sched_getaffinity(0)))
+model, out, kw = sys.argv[1] or None, sys.argv[2], json.loads(sys.argv[3])
+t0 = time.perf_counter()
+pipe = load_model(model)
+result = generate(pipe, GenerationRequest(**kw), out)
+print(json.dumps({"wall_s": time.perf_counter() - t0, "timings": result.timings,
+                  "segments": result.record["segments"], "frames": result.record["frames"],
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+PROMPT = "a red ball and a blue square move on a gray checkerboard"
+
+
+def run(model: str | None, out: Path, **kw) -> dict:
+    kw = {"prompt": PROMPT, "seed": 1, **kw}
+    proc = subprocess.run([sys.executable, "-c", CHILD, model or "", str(out), json.dumps(kw)],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--seconds", type=float, nargs="+", default=[10, 120])
+    parser.add_argument("--hd-seconds", type=float, default=120)
+    parser.add_argument("--out", default="out/long")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    from mutoscope.eval.controls import boundary_identity
+    from mutoscope.generate import load_model
+    from mutoscope.post.mp4 import read_frames
+
+    cfg = load_model(args.model).config
+    td, base = cfg.vae.temporal_down, cfg.frames
+    results = {}
+    for seconds in args.seconds:
+        path = out / f"base_{seconds:g}s.mp4"
+        r = run(args.model, path, seconds=seconds)
+        frames = read_frames(path)
+        bounds = [base + k * (base - td) for k in range(r["segments"] - 1)]
+        kept = boundary_identity(frames, cfg.fps, bounds)
+        r["boundaries"], r["identity_kept"] = len(kept), sum(kept) / max(1, len(kept))
+        r["compute_s_per_video_s"] = r["wall_s"] / seconds
+        results[f"base_{seconds:g}s"] = r
+        print(f"{seconds:g} s at {cfg.fps:g} fps: {json.dumps(r)}", flush=True)
+    if args.hd_seconds:
+        r = run(
+            args.model, out / f"hd_{args.hd_seconds:g}s.mp4", seconds=args.hd_seconds, fps=30, size="1080p"
+        )
+        r["compute_s_per_video_s"] = r["wall_s"] / args.hd_seconds
+        results[f"1080p30_{args.hd_seconds:g}s"] = r
+        print(f"{args.hd_seconds:g} s at 1080p30: {json.dumps(r)}", flush=True)
+    (out / "long.json").write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
