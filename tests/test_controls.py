@@ -267,3 +267,14 @@ def test_keyframes_are_anchored_exactly_unless_asked_not_to(pipe, tmp_path):
     assert psnr(anchored[-1], last) > psnr(codec[-1], last) - 1
     raw = read_frames(generate(pipe, GenerationRequest(**req, anchor=False), tmp_path / "r.mp4").video)
     assert psnr(raw[0], first) < psnr(codec[0], first) - 5  # an untrained model does not reach it alone
+
+
+def test_a_keyframe_can_be_a_frame_of_an_earlier_video(tmp_path):
+    clip = np.zeros((5, 16, 16, 3), np.uint8)
+    clip[3] = 200
+    write_mp4(tmp_path / "v.mp4", clip, 8.0)
+    assert load_frame(f"{tmp_path / 'v.mp4'}#3", 16, 16).mean() > 150
+    assert load_frame(tmp_path / "v.mp4", 16, 16).mean() < 50  # the last frame by default
+    with pytest.raises(UserError) as e:
+        load_frame(f"{tmp_path / 'v.mp4'}#9", 16, 16)
+    assert e.value.code == "input.image.frame"

@@ -5,7 +5,8 @@ the plain values model/controls.py builds maps from, or raises UserError with a 
 here knows about latents.
 
 - Images (keyframes, brush masks, the static mask): a PNG / JPEG path or an (H, W, 3) / (H, W) array
-  of any size. They are center-cropped to the model's aspect ratio, then resized to the model's
+  of any size; for a keyframe also a frame of an earlier video, `clip.mp4` (its last frame) or
+  `clip.mp4#12` (frame 12). They are center-cropped to the model's aspect ratio, then resized to the model's
   frame (Lanczos for pictures, area averaging for masks), so nothing is stretched.
 - Camera: a preset name ("pan_left", "zoom_in", ... as the world's Camera), Kling-style axes
   {"horizontal", "vertical", "pan", "tilt", "roll", "zoom"} each in [-10, 10], or a path: a list of
@@ -31,12 +32,31 @@ from mutoscope.world.vocab import Camera
 Image = str | Path | np.ndarray
 
 
+def _video_frame(spec: str, code: str) -> np.ndarray:
+    """Frame N of `path.mp4#N` (the last without #N)."""
+    from mutoscope.post.mp4 import read_frames
+
+    path, _, index = spec.partition("#")
+    try:
+        frames = read_frames(path)
+    except FileNotFoundError:
+        raise UserError(f"{code}.not_found", f"no such video: {path}") from None
+    except Exception as e:  # PyAV raises its own errors for a file that is not a video
+        raise UserError(f"{code}.unreadable", f"cannot read {path} as a video: {e}") from None
+    try:
+        return frames[int(index) if index else -1]
+    except (ValueError, IndexError):
+        raise UserError(f"{code}.frame", f"{path} has frames 0..{len(frames) - 1}, not {index!r}") from None
+
+
 def _open(image: Image, code: str) -> np.ndarray:
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
 
     if isinstance(image, np.ndarray):
         return image
+    if str(image).lower().partition("#")[0].endswith((".mp4", ".mov", ".webm", ".mkv")):
+        return _video_frame(str(image), code)
     try:
         with PILImage.open(image) as im:
             return np.asarray(im.convert("RGB"))
