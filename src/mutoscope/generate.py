@@ -605,8 +605,8 @@ def _timed(chunks: Iterator[np.ndarray], name: str, spent: dict[str, float]) -> 
 def _describe(req: GenerationRequest, plan: Plan) -> dict[str, Any]:
     """The controls used, for the record (images by name, not pixels)."""
 
-    def name(image: Any) -> str:
-        return "array" if isinstance(image, np.ndarray) else str(image)
+    def name(image: Any) -> str:  # the file name only: a server's paths stay out of the shared record
+        return "array" if isinstance(image, np.ndarray) else Path(str(image)).name
 
     out: dict[str, Any] = {}
     if req.first_frame is not None:
@@ -622,7 +622,7 @@ def _describe(req: GenerationRequest, plan: Plan) -> dict[str, Any]:
     if req.static_mask is not None:
         out["static_mask"] = name(req.static_mask)
     if plan.extends is not None:
-        out["extend"] = plan.extends
+        out["extend"] = name(req.extend)
     if req.storyboard:
         out["storyboard"] = [{"prompt": p["prompt"], "seconds": p["seconds"]} for p in req.storyboard]
     return out

@@ -51,9 +51,9 @@ class GatedEngine:
     def info(self) -> dict:
         return self.inner.info()
 
-    def run(self, params, out_dir, callback):
+    def run(self, params, out_dir, callback, inputs=None):
         if not params["prompt"].startswith("hold"):
-            return self.inner.run(params, out_dir, callback)
+            return self.inner.run(params, out_dir, callback, inputs)
         gate = self.gate(params["prompt"])
 
         def held(stage, done, total):
@@ -61,7 +61,7 @@ class GatedEngine:
             while not gate.wait(0.05):
                 callback(stage, done, total)  # heartbeats go on; a cancel raises here
 
-        return self.inner.run(params, out_dir, held)
+        return self.inner.run(params, out_dir, held, inputs)
 
 
 _ENGINE = None
@@ -201,6 +201,42 @@ def submit(client: httpx.Client, prompt: str = "a red circle moves right", key: 
     return client.post("/v1/generations", json=body, headers={"Idempotency-Key": key or secrets.token_hex(8)})
 
 
+def upload_image(client: httpx.Client, image) -> str:
+    """POST an (H, W, 3) or (H, W) uint8 array as a PNG to /v1/uploads; returns the upload id."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    r = client.post("/v1/uploads", files={"file": ("image.png", buf.getvalue(), "image/png")})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+@contextlib.contextmanager
+def fake_model(server: Server, model_id: str, **capabilities) -> Iterator[str]:
+    """A model registered as if a worker had loaded it (none has: its jobs only queue), seen long
+    ago so that it never becomes the default model; removed afterwards. `capabilities` override
+    the test engine's."""
+    import datetime as dt
+
+    from mutoscope.serve import registry
+    from mutoscope.serve.tables import ModelEntry, utcnow
+
+    info = server.engine.info() if server.engine is not None else real_engine().info()
+    info = {**info, "capabilities": {**info["capabilities"], **capabilities}}
+    with server.ctx.db.write() as s:
+        registry.register(s, model_id, info)
+        s.flush()
+        s.get(ModelEntry, model_id).last_seen_at = utcnow() - dt.timedelta(days=1)
+    try:
+        yield model_id
+    finally:
+        with server.ctx.db.write() as s:
+            s.delete(s.get(ModelEntry, model_id))
+
+
 class SlowEngine:
     """The real engine with a pause after every step: a job that lasts long enough to be killed."""
 
@@ -210,13 +246,13 @@ class SlowEngine:
     def info(self) -> dict:
         return self.inner.info()
 
-    def run(self, params, out_dir, callback):
+    def run(self, params, out_dir, callback, inputs=None):
         def slow(stage, done, total):
             callback(stage, done, total)
             if stage == "denoise":
                 time.sleep(self.step_s)
 
-        return self.inner.run(params, out_dir, slow)
+        return self.inner.run(params, out_dir, slow, inputs)
 
 
 def slow_engine(args) -> SlowEngine:

@@ -196,5 +196,7 @@ def test_models_lists_capabilities(server):
     assert model["id"] == server.engine.model_id and model["online"] is True
     caps = model["capabilities"]
     assert (caps["width"], caps["height"], caps["frames"], caps["fps"]) == (32, 32, 8, 8.0)
-    assert caps["controls"] == {"keyframes": False, "camera": False, "motion_brush": False, "extend": False}
+    # The test preset's DiT takes control inputs: every control, and extension to 600 s.
+    assert caps["controls"] == {"keyframes": True, "camera": True, "motion_brush": True, "extend": True}
+    assert caps["max_seconds"] == 600.0
     assert "euler" in caps["samplers"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 import httpx
-from harness import STEPS, submit, wait_for, wait_running
+from harness import STEPS, fake_model, submit, wait_for, wait_running
 
 from mutoscope.post.mp4 import probe
 from mutoscope.serve.tables import IdempotencyKey
@@ -275,16 +275,20 @@ def test_unknown_fields_and_unsupported_controls_are_422(server):
     assert body["errors"][0]["loc"] == ["body", "colour"]
     r = submit(client, camera={"preset": "pan_left", "speed": 2})
     assert r.json()["code"] == "request.field.unknown"
-    # Well-formed controls that the test model does not have: a clear code per control.
-    for field, value in [
-        ("camera", {"preset": "pan_left"}),
-        ("keyframes", {"loop": True}),
-        ("motion_brush", {"regions": [{"mask": "upl_" + "0" * 26, "trajectory": [[0, 0], [1, 1]]}]}),
-    ]:
-        r = submit(client, **{field: value})
-        assert r.status_code == 422 and r.json()["code"] == f"generation.{field}.unsupported", r.text
-    r = submit(client, seconds=30)
-    assert r.json()["code"] == "generation.seconds.out_of_range" and r.json()["max"] == 1.0
+    # Well-formed controls that a text-only model does not have: a clear code per control.
+    no_controls = dict.fromkeys(("keyframes", "camera", "motion_brush", "extend"), False)
+    with fake_model(server, "text-only-test", controls=no_controls, max_seconds=1.0) as text_only:
+        for field, value in [
+            ("camera", {"preset": "pan_left"}),
+            ("keyframes", {"loop": True}),
+            ("motion_brush", {"regions": [{"mask": "upl_" + "0" * 26, "trajectory": [[0, 0], [1, 1]]}]}),
+            ("extend", {"generation_id": "gen_" + "0" * 26}),
+        ]:
+            r = submit(client, model=text_only, **{field: value})
+            assert r.status_code == 422 and r.json()["code"] == f"generation.{field}.unsupported", r.text
+        r = submit(client, model=text_only, seconds=30)
+        assert r.json()["code"] == "generation.seconds.out_of_range" and r.json()["max"] == 1.0
+    assert submit(client, seconds=601).json()["code"] == "request.field.invalid"  # 600 s at most
     assert submit(client, resolution="1080p").json()["code"] == "generation.resolution.unsupported"
     assert submit(client, sampler="dpm").json()["code"] == "generation.sampler.unsupported"
     assert submit(client, model="nope").json()["code"] == "model.not_found"

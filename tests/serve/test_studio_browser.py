@@ -1,8 +1,8 @@
 """The studio in a real browser: Debian's Chromium, driven by Playwright, against a real `mutoscope serve`.
 
 One walk through what a user does: redeem an invite (the key is shown once), have a prompt blocked
-by the moderation policy, ask for a camera move and a keyframe the model does not support (the
-image is uploaded and previewed first), generate two takes,
+by the moderation policy, generate with a camera move and a first-frame keyframe (the image is
+uploaded and previewed first; the `test` model takes control inputs), generate two takes,
 watch a job's progress arrive over SSE, play a video, rate it, cancel a job, choose the better of
 two takes, sign out and back in with the API key. The screenshot lands in out/artifacts/studio.png.
 
@@ -91,37 +91,36 @@ def test_studio_end_to_end(studio, tmp_path):
         expect(page.locator("#prompt-alert")).to_contain_text("content policy")
         expect(page.locator("#credits-balance")).to_have_text("40")
 
-        # 3. A control the model lacks: the API's 422 shown in the camera section.
-        prompt.fill("A red ball bounces on a gray checkerboard")
+        # 3. A camera move and a keyframe: the image is uploaded (POST /v1/uploads) and previewed,
+        #    and the generation runs with both.
+        prompt.fill("A red ball rolls while the camera pans right")
         page.locator("#sec-camera summary").click()
         page.locator("#camera-mode").get_by_role("radio", name="Preset").click()
         page.locator("#camera-presets").get_by_role("radio", name="Pan →").click()
-        page.locator("#generate").click()
-        camera_alert = page.locator("#sec-camera .inline-alert")
-        expect(camera_alert).to_contain_text("generation.camera.unsupported")
-        page.locator("#camera-mode").get_by_role("radio", name="Off").click()
-        page.locator("#sec-camera summary").click()
-
-        # ... and a keyframe: uploaded (POST /v1/uploads) and previewed, then refused the same way
         png = tmp_path / "first.png"
         Image.fromarray(np.full((64, 64, 3), (220, 40, 40), np.uint8)).save(png)
         page.locator("#sec-keyframes summary").click()
         page.get_by_label("First frame image").set_input_files(str(png))
         expect(page.locator(".dropzone[data-slot='first'] img")).to_be_visible()
+        _set_range(page, "#steps", 4)
+        _set_range(page, "#seconds", 1)  # the model extends to minutes; 1 s (one clip) is enough here
         page.locator("#generate").click()
-        expect(page.locator("#sec-keyframes .inline-alert")).to_contain_text(
-            "generation.keyframes.unsupported"
-        )
+        expect(page.locator("#gallery .card[data-status='succeeded']")).to_have_count(1)
+        assert _rows(studio["db"], "SELECT content_type, width FROM uploads") == [("image/png", 64)]
+        [(upload_id,)] = _rows(studio["db"], "SELECT id FROM uploads")
+        [(outputs,)] = _rows(studio["db"], "SELECT outputs FROM generations WHERE status = 'succeeded'")
+        assert json.loads(outputs)["record"]["controls"] == {"first_frame": upload_id, "camera": {"pan": 5.0}}
+        page.locator("#camera-mode").get_by_role("radio", name="Off").click()
+        page.locator("#sec-camera summary").click()
         page.get_by_role("button", name="Remove first frame").click()
         page.locator("#sec-keyframes summary").click()
-        assert _rows(studio["db"], "SELECT content_type, width FROM uploads") == [("image/png", 64)]
 
         # 4. Two takes of one prompt, a few denoising steps each.
-        _set_range(page, "#steps", 4)
+        prompt.fill("A red ball bounces on a gray checkerboard")
         page.locator("#takes").get_by_role("radio", name="2 (A/B)").click()
         page.locator("#generate").click()
         cards = page.locator("#gallery .card[data-status='succeeded']")
-        expect(cards).to_have_count(2)
+        expect(cards).to_have_count(3)
 
         # 5. Play a video: Chromium decodes our H.264 (metadata, a duration, time moving on).
         video = cards.first.locator("video")
@@ -174,8 +173,8 @@ def test_studio_end_to_end(studio, tmp_path):
         expect(compare).to_be_hidden()
         _wait_rows(studio["db"], "SELECT chosen_id, rejected_id FROM preferences", 1)
 
-        # 9. Credits: two 1-second takes charged, the blocked and the canceled ones free.
-        expect(page.locator("#credits-balance")).to_have_text("38")
+        # 9. Credits: three 1-second videos charged, the blocked and the canceled ones free.
+        expect(page.locator("#credits-balance")).to_have_text("37")
 
         # 10. Sign out, then in again with the API key: the gallery is still there.
         page.locator("#account-btn").click()
@@ -183,7 +182,7 @@ def test_studio_end_to_end(studio, tmp_path):
         expect(page.locator("#signin")).to_be_visible()
         page.get_by_role("textbox", name="API key").fill(key)
         page.get_by_role("button", name="Sign in").click()
-        expect(page.locator("#gallery .card")).to_have_count(3)
+        expect(page.locator("#gallery .card")).to_have_count(4)
         browser.close()
     assert errors == [], errors
 

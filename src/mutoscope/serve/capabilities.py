@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from math import gcd
 from typing import Any
 
 from mutoscope.serve.credits import RATE_PER_SECOND
@@ -16,6 +17,25 @@ from mutoscope.serve.problems import ApiError
 from mutoscope.serve.schemas import GenerationCreate
 
 CONTROLS = ("keyframes", "camera", "motion_brush", "extend")
+# Resolution tiers beyond "base" (credits.RATE_PER_SECOND prices them): the short side in pixels.
+TIERS = {"720p": 720, "1080p": 1080}
+TIER_ASPECTS = ("16:9", "9:16", "1:1")  # the aspects the tiers come in (the upscaler center-crops)
+
+
+def aspect_of(width: int, height: int) -> str:
+    g = gcd(width, height)
+    return f"{width // g}:{height // g}"
+
+
+def output_size(resolution: str, aspect: str | None, width: int, height: int) -> tuple[int, int] | None:
+    """(width, height) of a tier in an aspect (default: the model's), e.g. 1080p 9:16 -> 1080x1920;
+    None for "base", the model's own size."""
+    if resolution == "base":
+        return None
+    a, b = (int(v) for v in (aspect or aspect_of(width, height)).split(":"))
+    short = TIERS[resolution]
+    long = 2 * round(short * max(a, b) / min(a, b) / 2)  # H.264 wants even sides
+    return (long, short) if a >= b else (short, long)
 
 
 @dataclass(frozen=True)
@@ -72,11 +92,25 @@ def validate(body: GenerationCreate, caps: Capabilities, model_id: str) -> None:
             f"resolution {body.resolution!r} is not one of {list(caps.resolutions)}",
             field="resolution",
         )
+    native = aspect_of(caps.width, caps.height)
     if body.aspect is not None and body.aspect not in caps.aspects:
         raise _unsupported(
             "generation.aspect.unsupported",
             f"aspect {body.aspect!r} is not one of {list(caps.aspects)}",
             field="aspect",
+        )
+    if body.aspect not in (None, native) and body.resolution == "base":
+        raise _unsupported(
+            "generation.aspect.unsupported",
+            f"at base resolution the aspect is the model's ({native}); other aspects need 720p or 1080p",
+            field="aspect",
+        )
+    if body.extend is not None and body.keyframes is not None and body.keyframes.first is not None:
+        raise ApiError(
+            422,
+            "generation.extend.conflict",
+            "an extension starts where its source video ends: give extend or keyframes.first, not both",
+            field="extend",
         )
     if body.fps is not None and body.fps != caps.fps and body.fps not in caps.fps_options:
         raise _unsupported(

@@ -1,29 +1,41 @@
 """What a worker runs: the `Engine` protocol, and `GenerateEngine`, the real one over `generate()`.
 
 The worker holds one engine for its whole life (the model is loaded once, never per job) and
-calls `run(params, out_dir, callback)` per job. `params` is the generation's normalised request
-(see `capabilities.job_params`); `callback(stage, done, total)` may raise `GenerationCanceled`
-between steps. Tests inject other engines (a gate around the real one) through the same protocol.
+calls `run(params, out_dir, callback, inputs)` per job. `params` is the generation's normalised
+request (see `capabilities.job_params`), in the API's terms; `inputs` maps the uploads and the
+source video it names (`upl_...`, `gen_...`, see `serve/inputs.py`) to local files; `to_request`
+translates the two into generate()'s terms. `callback(stage, done, total)` may raise
+`GenerationCanceled` between steps. Tests inject other engines (a gate around the real one)
+through the same protocol.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from math import gcd
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mutoscope.post.watermark import METHOD
 from mutoscope.serve import hooks
-from mutoscope.serve.capabilities import CONTROLS, Capabilities
+from mutoscope.serve.capabilities import CONTROLS, TIER_ASPECTS, TIERS, Capabilities, aspect_of, output_size
+from mutoscope.serve.inputs import InputUnavailable
+
+if TYPE_CHECKING:  # generate imports torch: only when a worker loads a model
+    from mutoscope.generate import GenerationRequest
 
 log = logging.getLogger("mutoscope.serve")
 
 Callback = Callable[[str, int, int], None]
+Inputs = Mapping[str, Path]  # a job's references (upl_..., gen_...) -> local files
+
+# The post stages' shipped weights (post/interpolate.py, post/upscale.py load them from here). The
+# capabilities test for the files rather than import the stages: no torch work at registration.
+POST_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "post"
+INTERP_FPS = 30.0  # the frame rate interpolation offers
 
 
 @dataclass(frozen=True)
@@ -40,23 +52,30 @@ class Engine(Protocol):
         """What the worker registers: {"capabilities": Capabilities.to_dict(), ...}."""
         ...
 
-    def run(self, params: dict[str, Any], out_dir: Path, callback: Callback) -> EngineOutput: ...
+    def run(
+        self, params: dict[str, Any], out_dir: Path, callback: Callback, inputs: Inputs | None = None
+    ) -> EngineOutput: ...
 
 
-# API field -> GenerationRequest field, where the names differ.
-_RENAMED = {"guidance": "cfg"}
+def post_stages(folder: Path | None = POST_WEIGHTS) -> dict[str, bool]:
+    """Which post stages have weights in `folder` (None: no post stages): {"interp", "upscale"}."""
+    try:
+        config = json.loads((folder / "config.json").read_text()) if folder is not None else {}
+    except (OSError, ValueError):
+        config = {}
+    return {
+        name: name in config and (folder / f"{name}.safetensors").is_file() for name in ("interp", "upscale")
+    }
 
 
 class GenerateEngine:
     """A loaded `mutoscope.generate.Pipeline`: the single inference path, as a worker engine."""
 
-    def __init__(self, pipe, *, note: str = ""):
-        from mutoscope.generate import GenerationRequest
-
+    def __init__(self, pipe, *, note: str = "", post_weights: Path | None = POST_WEIGHTS):
         self.pipe = pipe
         self.model_id: str = pipe.model_id
         self.note = note
-        self._request_fields = {f.name for f in dataclasses.fields(GenerationRequest)}
+        self.post_weights = post_weights
 
     @classmethod
     def load(
@@ -67,29 +86,36 @@ class GenerateEngine:
         pipe = load_model(path, preset=preset, device=device)
         log.info("loaded model %s in %.1f s", pipe.model_id, pipe.load_s)
         note = f"random weights of the {preset!r} preset (untrained)" if preset else ""
-        return cls(pipe, note=note)
+        # The post stages are trained for the shipped model's frames; a random preset goes without.
+        return cls(pipe, note=note, post_weights=None if preset else POST_WEIGHTS)
 
     def capabilities(self) -> Capabilities:
+        """What this model can do, truthfully: controls (and extension) when its DiT takes control
+        inputs, 30 fps and the upscaled tiers when the post stages' weights are there."""
         from mutoscope.diffusion.sampling import SAMPLERS
-        from mutoscope.generate import MAX_STEPS
+        from mutoscope.generate import MAX_SECONDS, MAX_STEPS
 
         cfg, sample = self.pipe.config, self.pipe.sample
-        w, h = cfg.width, cfg.height
+        controls = cfg.dit.cond_channels > 0
+        clip_s = float(Fraction(cfg.frames) / Fraction(cfg.fps).limit_denominator(1001))
+        post = post_stages(self.post_weights)
+        native = aspect_of(cfg.width, cfg.height)
         return Capabilities(
-            width=w,
-            height=h,
+            width=cfg.width,
+            height=cfg.height,
             fps=cfg.fps,
             frames=cfg.frames,
-            # generate() makes one base clip; longer requests need extension (a control, issue 4).
-            max_seconds=float(Fraction(cfg.frames) / Fraction(cfg.fps).limit_denominator(1001)),
+            # Longer than one clip is extension, segment by segment: a control (keyframe of the tail).
+            max_seconds=MAX_SECONDS if controls else clip_s,
             samplers=tuple(SAMPLERS),
             max_steps=min(MAX_STEPS, 500),
             default_steps=sample.steps,
             default_guidance=sample.cfg,
-            negative_prompt="negative_prompt" in self._request_fields,
-            aspects=(f"{w // gcd(w, h)}:{h // gcd(w, h)}",),
-            # A control is on when generate() accepts it: the request dataclass is the contract.
-            controls={name: name in self._request_fields for name in CONTROLS},
+            negative_prompt=True,
+            resolutions=("base", *TIERS) if post["upscale"] else ("base",),
+            aspects=tuple(dict.fromkeys((native, *TIER_ASPECTS))) if post["upscale"] else (native,),
+            fps_options=(INTERP_FPS,) if post["interp"] and cfg.fps < INTERP_FPS else (),
+            controls=dict.fromkeys(CONTROLS, controls),
         )
 
     def info(self) -> dict[str, Any]:
@@ -101,11 +127,82 @@ class GenerateEngine:
             **({"note": self.note} if self.note else {}),
         }
 
-    def run(self, params: dict[str, Any], out_dir: Path, callback: Callback) -> EngineOutput:
-        from mutoscope.generate import GenerationRequest, generate
+    def run(
+        self, params: dict[str, Any], out_dir: Path, callback: Callback, inputs: Inputs | None = None
+    ) -> EngineOutput:
+        from mutoscope.generate import generate
 
-        values = {_RENAMED.get(k, k): v for k, v in params.items()}
-        request = GenerationRequest(**{k: v for k, v in values.items() if k in self._request_fields})
+        inputs = inputs or {}
+        request = to_request(params, inputs, self.pipe.config.width, self.pipe.config.height)
         result = generate(self.pipe, request, out_dir / "video.mp4", callback=callback)
-        record = hooks.watermark_video(result.video, result.poster, result.record)
+        record = name_inputs(result.record, params, inputs)
+        record = hooks.watermark_video(result.video, result.poster, record)
         return EngineOutput(result.video, result.poster, record)
+
+
+def to_request(params: dict[str, Any], inputs: Inputs, width: int, height: int) -> GenerationRequest:
+    """A job's params (an API request) as generate()'s GenerationRequest, its references as files.
+
+    keyframes.first / last / loop -> first_frame / last_frame / loop; camera.preset -> the preset's
+    name, camera.axes -> the dict of axes; motion_brush.regions -> brush [{mask, path: [[seconds, x,
+    y], ...]}] (the trajectory at its `times`, or spread evenly over the requested seconds);
+    motion_brush.static_mask -> static_mask; extend.generation_id -> the source's MP4;
+    resolution + aspect -> size "WxH" (capabilities.output_size); guidance -> cfg.
+    """
+    from mutoscope.generate import GenerationRequest
+
+    def file(ref: str | None) -> Path | None:
+        if ref is None:
+            return None
+        if ref not in inputs:
+            raise InputUnavailable("job.input.unavailable", f"the worker did not receive {ref}")
+        return inputs[ref]
+
+    seconds = float(params.get("seconds", 2.0))
+    keyframes = params.get("keyframes") or {}
+    camera = params.get("camera")
+    if camera is not None:
+        camera = camera.get("preset") or {k: float(v) for k, v in camera["axes"].items() if v}
+    brush = params.get("motion_brush") or {}
+    size = output_size(params.get("resolution", "base"), params.get("aspect"), width, height)
+    return GenerationRequest(
+        prompt=params["prompt"],
+        negative_prompt=params.get("negative_prompt", ""),
+        seed=params.get("seed"),
+        steps=params.get("steps"),
+        cfg=params.get("guidance"),
+        sampler=params.get("sampler"),
+        seconds=seconds,
+        first_frame=file(keyframes.get("first")),
+        last_frame=file(keyframes.get("last")),
+        loop=bool(keyframes.get("loop", False)),
+        camera=camera,
+        brush=[{"mask": file(r["mask"]), "path": brush_path(r, seconds)} for r in brush.get("regions", [])],
+        static_mask=file(brush.get("static_mask")),
+        extend=file((params.get("extend") or {}).get("generation_id")),
+        fps=params.get("fps"),
+        size=None if size is None else f"{size[0]}x{size[1]}",
+    )
+
+
+def brush_path(region: dict[str, Any], seconds: float) -> list[list[float]]:
+    """[[seconds, x, y], ...]: the trajectory at its `times`, or evenly from 0 to `seconds`."""
+    points = region["trajectory"]
+    times = region.get("times") or [seconds * i / (len(points) - 1) for i in range(len(points))]
+    return [[float(t), float(x), float(y)] for t, (x, y) in zip(times, points, strict=True)]
+
+
+def name_inputs(record: dict[str, Any], params: dict[str, Any], inputs: Inputs) -> dict[str, Any]:
+    """The record with the API's names of the inputs (upl_..., gen_...) where generate() wrote this
+    machine's paths, and each brush region's mask."""
+    names = {Path(path).name: ref for ref, path in inputs.items()}  # generate() records file names
+    controls = dict(record.get("controls") or {})
+    for key in ("first_frame", "last_frame", "static_mask", "extend"):
+        if key in controls:
+            controls[key] = names.get(controls[key], controls[key])
+    regions = (params.get("motion_brush") or {}).get("regions", [])
+    if "brush" in controls:
+        controls["brush"] = [
+            {**used, "mask": region["mask"]} for used, region in zip(controls["brush"], regions, strict=False)
+        ]
+    return {**record, "controls": controls}

@@ -25,9 +25,17 @@ class Strict(BaseModel):
 
 
 class Keyframes(Strict):
-    first: UploadId | None = None
-    last: UploadId | None = None
-    loop: bool = False
+    first: UploadId | None = None  # the video starts on this image
+    last: UploadId | None = None  # and ends on this one
+    loop: bool = False  # ends on its first frame (the `first` image, or its own first frame)
+
+    @model_validator(mode="after")
+    def _loop_or_last(self):
+        if self.loop and self.last is not None:
+            raise ValueError(
+                "a loop ends on its first frame: give keyframes.loop or keyframes.last, not both"
+            )
+        return self
 
 
 class CameraAxes(Strict):
@@ -54,8 +62,22 @@ Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, 
 
 
 class BrushRegion(Strict):
+    """A region (the white pixels of `mask`) and where it goes: `trajectory` points (x, y) in frame
+    units, at `times` (seconds from the start, increasing) or, without times, spread evenly from the
+    first frame to the end of the requested seconds."""
+
     mask: UploadId
-    trajectory: list[Point] = Field(min_length=2, max_length=64)  # (x, y) in [0, 1], over the clip
+    trajectory: list[Point] = Field(min_length=2, max_length=64)
+    times: list[Annotated[float, Field(ge=0, le=600)]] | None = None
+
+    @model_validator(mode="after")
+    def _times_match(self):
+        if self.times is not None:
+            if len(self.times) != len(self.trajectory):
+                raise ValueError("give one time per trajectory point")
+            if any(b <= a for a, b in zip(self.times, self.times[1:], strict=False)):
+                raise ValueError("trajectory times must increase")
+        return self
 
 
 class MotionBrush(Strict):

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from mutoscope.serve import hooks, queue, registry
+from mutoscope.serve import hooks, inputs, queue, registry
 from mutoscope.serve.db import Database
 from mutoscope.serve.engine import EngineOutput
 from mutoscope.serve.queue import Lease, LeaseLost
@@ -21,6 +22,8 @@ from mutoscope.serve.storage import Storage
 from mutoscope.serve.tables import Generation
 
 log = logging.getLogger("mutoscope.serve.worker")
+
+LEASE_HEADER = "X-Lease-Token"  # GET requests carry the lease token here (POSTs, in their body)
 
 
 def store_and_complete(db: Database, storage: Storage, lease: Lease, output: EngineOutput) -> None:
@@ -50,6 +53,15 @@ class LocalSource:
 
     def lease(self, worker_id: str, model_ids: list[str]) -> Lease | None:
         return queue.claim(self.db, worker_id, model_ids, self.settings.lease_s)
+
+    def fetch_inputs(self, lease: Lease, folder: Path) -> dict[str, Path]:
+        """The job's uploads and source video, read where the server keeps them (no copy)."""
+        refs = inputs.references(lease.params)
+        if not refs:
+            return {}
+        with self.db.read() as s:
+            user_id = s.get(Generation, lease.generation_id).user_id
+            return {ref: inputs.locate(s, self.storage, user_id, ref).path for ref in refs}
 
     def heartbeat(self, lease: Lease, progress: float, stage: str | None, eta_s: float | None) -> bool:
         return queue.heartbeat(
@@ -95,12 +107,18 @@ class HttpSource:
 
     def _post(self, path: str, **kwargs) -> httpx.Response:
         r = self.client.post(f"/v1/worker{path}", **kwargs)
-        problem = r.headers.get("content-type", "").startswith("application/problem+json")
-        if r.status_code == 409 and problem and r.json().get("code") == "lease.lost":
-            raise LeaseLost(r.json().get("detail", ""))
         if r.status_code >= 400:
-            raise RuntimeError(f"POST /v1/worker{path}: {r.status_code} {r.text[:300]}")
+            self._raise(r, f"POST /v1/worker{path}")
         return r
+
+    @staticmethod
+    def _raise(r: httpx.Response, what: str) -> None:
+        problem = r.json() if r.headers.get("content-type", "").startswith("application/problem+json") else {}
+        if r.status_code == 409 and problem.get("code") == "lease.lost":
+            raise LeaseLost(problem.get("detail", ""))
+        if r.status_code == 404 and problem.get("code") == "job.input.unavailable":
+            raise inputs.InputUnavailable(problem["code"], problem.get("detail", ""))
+        raise RuntimeError(f"{what}: {r.status_code} {r.text[:300]}")
 
     def register(self, model_id: str, info: dict[str, Any]) -> None:
         self._post("/models", json={"id": model_id, "info": info})
@@ -110,6 +128,26 @@ class HttpSource:
         if r.status_code == 204:
             return None
         return Lease(**r.json())
+
+    def fetch_inputs(self, lease: Lease, folder: Path) -> dict[str, Path]:
+        """Download the job's uploads and source video into `folder`, as <reference><suffix>."""
+        found = {}
+        for ref in inputs.references(lease.params):
+            url = f"/v1/worker/jobs/{lease.job_id}/inputs/{ref}"
+            try:
+                with self.client.stream("GET", url, headers={LEASE_HEADER: lease.token}) as r:
+                    if r.status_code >= 400:
+                        r.read()
+                        self._raise(r, f"GET {url}")
+                    folder.mkdir(parents=True, exist_ok=True)
+                    suffix = inputs.SUFFIXES.get(r.headers.get("content-type", "").split(";")[0], "")
+                    found[ref] = folder / f"{ref}{suffix}"
+                    with found[ref].open("wb") as f:
+                        for chunk in r.iter_bytes():
+                            f.write(chunk)
+            except httpx.TransportError as e:  # the server is briefly unreachable: another attempt may
+                raise inputs.InputUnavailable("worker.input.download", f"{url}: {e}", retryable=True) from e
+        return found
 
     def heartbeat(self, lease: Lease, progress: float, stage: str | None, eta_s: float | None) -> bool:
         body = {"token": lease.token, "progress": progress, "stage": stage, "eta_s": eta_s}

@@ -2,11 +2,12 @@
 
 The order matters. The Idempotency-Key is claimed first, in its own short transaction, so that a
 retry that arrives while the first request is still being worked on sees it "in flight" (409)
-instead of racing it. Moderation and the capability check run before any money moves. Then ONE
-transaction locks the user, checks the concurrent-jobs limit, reserves the credits (402 when
-short), inserts the generation and its job and the first event, and ties the key to the result:
-either all of that happens or none of it. If the request fails, the key is released, so a client
-may retry with the same key once it has, say, topped up its credits.
+instead of racing it. Moderation, the capability check and the check of the uploads and the video
+that the controls name (`inputs.check`) run before any money moves. Then ONE transaction locks the
+user, checks the concurrent-jobs limit, reserves the credits (402 when short), inserts the
+generation and its job and the first event, and ties the key to the result: either all of that
+happens or none of it. If the request fails, the key is released, so a client may retry with the
+same key once it has, say, topped up its credits.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from mutoscope.serve import capabilities, credits, events, hooks, registry
+from mutoscope.serve import capabilities, credits, events, hooks, inputs, registry
 from mutoscope.serve.accounts import Principal
 from mutoscope.serve.deps import ServeContext
 from mutoscope.serve.ids import new_id
 from mutoscope.serve.problems import ApiError
 from mutoscope.serve.schemas import GenerationCreate
-from mutoscope.serve.tables import Generation, GenerationStatus, IdempotencyKey, Job, Upload, utcnow
+from mutoscope.serve.tables import Generation, GenerationStatus, IdempotencyKey, Job, utcnow
 
 ACTIVE = (GenerationStatus.QUEUED, GenerationStatus.RUNNING)
 KEY_TTL = dt.timedelta(hours=24)  # how long an Idempotency-Key replays its generation
@@ -107,7 +108,7 @@ def _create(ctx: ServeContext, user: Principal, body: GenerationCreate, key: str
     with ctx.db.read() as s:
         model = registry.resolve(s, body.model)
         capabilities.validate(body, model.capabilities, model.id)
-        _check_references(s, user.id, body)
+        inputs.check(s, ctx.storage, user.id, body)
     seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
     cost = credits.cost(body.seconds, body.resolution, body.fps)
     limit = user.max_concurrent_jobs or ctx.settings.max_concurrent_jobs
@@ -144,25 +145,3 @@ def _create(ctx: ServeContext, user: Principal, body: GenerationCreate, key: str
         events.append(s, gen.id, "status", events.status_data(gen))
         s.get(IdempotencyKey, (user.id, key)).generation_id = gen.id
         return gen.id
-
-
-def _check_references(s, user_id: str, body: GenerationCreate) -> None:
-    """Every image and video a control refers to must be the caller's own."""
-    ids = []
-    if body.keyframes:
-        ids += [body.keyframes.first, body.keyframes.last]
-    if body.motion_brush:
-        ids += [r.mask for r in body.motion_brush.regions] + [body.motion_brush.static_mask]
-    for upload_id in filter(None, ids):
-        upload = s.get(Upload, upload_id)
-        if upload is None or upload.user_id != user_id:
-            raise ApiError(422, "generation.upload.not_found", f"no upload {upload_id!r}", field="upload")
-    if body.extend:
-        source = s.get(Generation, body.extend.generation_id)
-        if source is None or source.user_id != user_id or source.status != GenerationStatus.SUCCEEDED:
-            raise ApiError(
-                422,
-                "generation.extend.source",
-                "extend needs one of your succeeded generations",
-                field="extend",
-            )

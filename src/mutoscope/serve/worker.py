@@ -1,15 +1,18 @@
 """The worker loop, the same in-process and on a remote machine; only its `JobSource` differs.
 
-    register the model -> loop: lease a job -> engine.run(params, callback) -> complete | fail | canceled
+    register the model -> loop: lease a job -> fetch its inputs -> engine.run(params, callback, inputs)
+                                              -> complete | fail | canceled
 
-`LocalSource` talks to the database (the in-process worker of `mutoscope serve`); `HttpSource`
-talks to /v1/worker/... with a worker token and uploads the files (`mutoscope worker --server`),
-so a GPU box never needs database credentials. While a job runs, the lease is renewed by
-heartbeats: from the engine's callback (at most every `min_heartbeat_s`, carrying progress) and
-from a keep-alive thread (every lease/3, so that one long step cannot lose the lease). A heartbeat
-reply that says "cancel" makes the next callback raise GenerationCanceled: the engine stops
-between denoising steps. A lost lease (the job was reaped and given to another worker) stops the
-job too, and nothing is reported: the other attempt owns it now.
+`LocalSource` talks to the database (the in-process worker of `mutoscope serve`) and reads a job's
+inputs (uploaded images, a video to extend) where the server stores them; `HttpSource` talks to
+/v1/worker/... with a worker token, downloads the inputs into the job's folder and uploads the
+files (`mutoscope worker --server`), so a GPU box never needs database credentials. While a job
+runs, the lease is renewed by heartbeats: from the engine's callback (at most every
+`min_heartbeat_s`, carrying progress) and from a keep-alive thread (every lease/3, so that one long
+step, or a long download, cannot lose the lease). A heartbeat reply that says "cancel" makes the
+next callback raise GenerationCanceled: the engine stops between denoising steps. A lost lease (the
+job was reaped and given to another worker) stops the job too, and nothing is reported: the other
+attempt owns it now.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ STAGES = {"starting": (0.0, 0.0), "denoise": (0.0, 0.85), "decode": (0.85, 0.97)
 class JobSource(Protocol):
     def register(self, model_id: str, info: dict[str, Any]) -> None: ...
     def lease(self, worker_id: str, model_ids: list[str]) -> Lease | None: ...
+    def fetch_inputs(self, lease: Lease, folder: Path) -> dict[str, Path]: ...
     def heartbeat(self, lease: Lease, progress: float, stage: str | None, eta_s: float | None) -> bool: ...
     def complete(self, lease: Lease, output: EngineOutput) -> None: ...
     def fail(self, lease: Lease, code: str, message: str, retryable: bool) -> None: ...
@@ -140,7 +144,8 @@ class Worker:
         from mutoscope.generate import GenerationCanceled
 
         try:
-            output = self.engine.run(lease.params, out_dir, callback)
+            inputs = self.source.fetch_inputs(lease, out_dir / "inputs")
+            output = self.engine.run(lease.params, out_dir, callback, inputs)
             if state.lost:
                 raise LeaseLost(lease.generation_id)
         except GenerationCanceled:
@@ -152,7 +157,11 @@ class Worker:
         except Exception as e:
             log.exception("worker %s: job %s failed", self.worker_id, lease.generation_id)
             code = getattr(e, "code", None) or "engine.error"
-            retryable = isinstance(e, MemoryError) or "out of memory" in str(e).lower()
+            retryable = (
+                getattr(e, "retryable", False)
+                or isinstance(e, MemoryError)
+                or "out of memory" in str(e).lower()
+            )
             return self._report(
                 lease, self.source.fail, lease, code, f"{type(e).__name__}: {e}"[:2000], retryable
             )

@@ -1,7 +1,8 @@
 """/v1/worker/...: the queue over HTTP for remote workers (`mutoscope worker --server URL --token T`).
 
 Authenticated by a worker token, not an API key; each call maps onto one `queue` function, so a
-remote worker behaves exactly like the in-process one.
+remote worker behaves exactly like the in-process one. A job's inputs (the uploads and the video
+its controls name) are served to the worker holding its lease, and to no one else.
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ import json
 import shutil
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Response, UploadFile
+from fastapi import APIRouter, File, Form, Header, Response, UploadFile
+from fastapi.responses import FileResponse
 
-from mutoscope.serve import hooks, queue, registry
+from mutoscope.serve import hooks, inputs, queue, registry
 from mutoscope.serve.deps import Ctx, WorkerAuth
 from mutoscope.serve.engine import EngineOutput
 from mutoscope.serve.problems import ApiError
 from mutoscope.serve.schemas import WorkerFail, WorkerHeartbeat, WorkerLeaseRequest, WorkerModel, WorkerToken
 from mutoscope.serve.sources import store_and_complete
+from mutoscope.serve.tables import Generation
 
 router = APIRouter(prefix="/v1/worker", tags=["worker"], dependencies=[WorkerAuth])
 
@@ -51,6 +54,25 @@ def heartbeat(job_id: int, body: WorkerHeartbeat, ctx: Ctx) -> dict:
     except queue.LeaseLost as e:
         raise _lost(e) from None
     return {"cancel": cancel, "lease_s": ctx.settings.lease_s}
+
+
+@router.get("/jobs/{job_id}/inputs/{ref}", response_class=FileResponse)
+def job_input(
+    job_id: int, ref: str, ctx: Ctx, x_lease_token: Annotated[str, Header(description="the lease token")]
+) -> FileResponse:
+    """An upload (`upl_...`) or the video to extend (`gen_...`) that this job's params name: only
+    those, and only while the lease is current."""
+    try:
+        lease = queue.current_lease(ctx.db, job_id, x_lease_token)
+        if ref not in inputs.references(lease.params):
+            raise ApiError(404, "job.input.not_found", f"job {job_id} has no input {ref!r}")
+        with ctx.db.read() as s:
+            found = inputs.locate(s, ctx.storage, s.get(Generation, lease.generation_id).user_id, ref)
+    except queue.LeaseLost as e:
+        raise _lost(e) from None
+    except inputs.InputUnavailable as e:
+        raise ApiError(404, e.code, e.message) from None
+    return FileResponse(found.path, media_type=found.content_type)
 
 
 @router.post("/jobs/{job_id}/complete", status_code=204)
