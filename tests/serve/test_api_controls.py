@@ -102,6 +102,24 @@ def test_extend_and_long_videos(server, tmp_path):
     assert long["frames"] == 24 and long["segments"] == 5
 
 
+def test_storyboard_and_camera_path(server):
+    client = server.user(credits=20)
+    board = [{"prompt": "a red ball bounces", "seconds": 1}, {"prompt": "a blue star spins", "seconds": 0.5}]
+    path = [{"t": 1, "x": 0.2, "zoom": 1.5}]
+    gen = submit(client, "two shots", storyboard=board, camera={"path": path}).json()
+    assert gen["params"]["seconds"] == 1.5 and gen["cost"] == 2  # the shots' total, started seconds
+    record = done_record(client, gen["id"])
+    assert record["controls"]["storyboard"] == board and record["frames"] == 12
+    assert record["controls"]["camera"] == [[0, 0, 0, 1, 0], [1, 0.2, 0, 1.5, 0]]  # t, x, y, zoom, roll
+    # Every shot is moderated, not only the video's name; and a storyboard past 600 s is refused.
+    blocked = submit(client, "two shots", storyboard=[*board, {"prompt": "a FORBIDDENWORD", "seconds": 1}])
+    assert blocked.status_code == 422 and blocked.json()["code"] == "moderation.input.text"
+    long = submit(client, "x", storyboard=[{"prompt": "a ball", "seconds": 400}] * 2)
+    assert long.status_code == 422 and long.json()["code"] == "request.field.invalid"
+    both = submit(client, "x", camera={"preset": "pan_left", "path": path})
+    assert both.status_code == 422 and both.json()["errors"][0]["loc"] == ["body", "camera"]
+
+
 def test_bad_inputs_are_422_before_any_credits(server):
     client, other = server.user(credits=5), server.user()
     theirs = upload_image(other, picture())

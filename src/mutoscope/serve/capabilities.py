@@ -16,7 +16,7 @@ from mutoscope.serve.credits import RATE_PER_SECOND
 from mutoscope.serve.problems import ApiError
 from mutoscope.serve.schemas import GenerationCreate
 
-CONTROLS = ("keyframes", "camera", "motion_brush", "extend")
+CONTROLS = ("keyframes", "camera", "motion_brush", "extend", "storyboard")
 # Resolution tiers beyond "base" (credits.RATE_PER_SECOND prices them): the short side in pixels.
 TIERS = {"720p": 720, "1080p": 1080}
 TIER_ASPECTS = ("16:9", "9:16", "1:1")  # the aspects the tiers come in (the upscaler center-crops)

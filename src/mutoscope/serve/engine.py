@@ -147,7 +147,8 @@ def to_request(params: dict[str, Any], inputs: Inputs, width: int, height: int) 
     name, camera.axes -> the dict of axes; motion_brush.regions -> brush [{mask, path: [[seconds, x,
     y], ...]}] (the trajectory at its `times`, or spread evenly over the requested seconds);
     motion_brush.static_mask -> static_mask; extend.generation_id -> the source's MP4;
-    resolution + aspect -> size "WxH" (capabilities.output_size); guidance -> cfg.
+    resolution + aspect -> size "WxH" (capabilities.output_size); guidance -> cfg; camera.path and
+    storyboard pass through as lists of dicts.
     """
     from mutoscope.generate import GenerationRequest
 
@@ -162,7 +163,10 @@ def to_request(params: dict[str, Any], inputs: Inputs, width: int, height: int) 
     keyframes = params.get("keyframes") or {}
     camera = params.get("camera")
     if camera is not None:
-        camera = camera.get("preset") or {k: float(v) for k, v in camera["axes"].items() if v}
+        if camera.get("path") is not None:
+            camera = [dict(point) for point in camera["path"]]
+        else:
+            camera = camera.get("preset") or {k: float(v) for k, v in camera["axes"].items() if v}
     brush = params.get("motion_brush") or {}
     size = output_size(params.get("resolution", "base"), params.get("aspect"), width, height)
     return GenerationRequest(
@@ -182,6 +186,7 @@ def to_request(params: dict[str, Any], inputs: Inputs, width: int, height: int) 
         extend=file((params.get("extend") or {}).get("generation_id")),
         fps=params.get("fps"),
         size=None if size is None else f"{size[0]}x{size[1]}",
+        storyboard=[dict(shot) for shot in params.get("storyboard") or ()],
     )
 
 

@@ -47,15 +47,36 @@ class CameraAxes(Strict):
     zoom: Axis = 0
 
 
+class CameraPoint(Strict):
+    """Where the camera is at time `t` (seconds): the frame's offset (x, y) in frame heights, its zoom
+    factor and roll (radians); linear in between, held after the last point, at rest before the first."""
+
+    t: float = Field(ge=0, le=600)
+    x: float = Field(default=0.0, ge=-4, le=4)
+    y: float = Field(default=0.0, ge=-4, le=4)
+    zoom: float = Field(default=1.0, ge=0.1, le=10)
+    roll: float = Field(default=0.0, ge=-6.3, le=6.3)
+
+
 class Camera(Strict):
     preset: CameraPreset | None = None
     axes: CameraAxes | None = None
+    path: list[CameraPoint] | None = Field(default=None, min_length=1, max_length=64)
 
     @model_validator(mode="after")
     def _one_of(self):
-        if (self.preset is None) == (self.axes is None):
-            raise ValueError("give exactly one of camera.preset and camera.axes")
+        if sum(v is not None for v in (self.preset, self.axes, self.path)) != 1:
+            raise ValueError("give exactly one of camera.preset, camera.axes and camera.path")
+        if self.path is not None and any(b.t <= a.t for a, b in zip(self.path, self.path[1:], strict=False)):
+            raise ValueError("camera path times must increase")
         return self
+
+
+class Shot(Strict):
+    """One shot of a storyboard: its prompt and length."""
+
+    prompt: str = Field(min_length=1, max_length=2000)
+    seconds: float = Field(gt=0, le=600)
 
 
 Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
@@ -105,7 +126,19 @@ class GenerationCreate(Strict):
     camera: Camera | None = None
     motion_brush: MotionBrush | None = None
     extend: Extend | None = None
+    # Shots, each with its own prompt, generated one after the other as one video; `seconds` becomes
+    # their total, and `prompt` names the video (and is moderated with every shot's prompt).
+    storyboard: list[Shot] | None = Field(default=None, min_length=1, max_length=32)
     webhook_url: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _storyboard_length(self):
+        if self.storyboard is not None:
+            total = sum(shot.seconds for shot in self.storyboard)
+            if total > 600:
+                raise ValueError(f"the storyboard lasts {total:g} s; at most 600")
+            self.seconds = total
+        return self
 
 
 class GenerationError(BaseModel):

@@ -102,7 +102,10 @@ def _in_flight() -> ApiError:
 
 
 def _create(ctx: ServeContext, user: Principal, body: GenerationCreate, key: str) -> str:
-    flags = ctx.moderator.check(body.prompt, body.negative_prompt) if ctx.moderator else None
+    flags = None
+    if ctx.moderator:  # every prompt the video is made from: the storyboard's shots too
+        for prompt in (body.prompt, *(shot.prompt for shot in body.storyboard or ())):
+            flags = flags or ctx.moderator.check(prompt, body.negative_prompt)
     if body.webhook_url:
         hooks.check_webhook_url(body.webhook_url, allow_private=ctx.settings.webhook_allow_private)
     with ctx.db.read() as s:
