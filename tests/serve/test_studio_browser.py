@@ -1,10 +1,12 @@
 """The studio in a real browser: Debian's Chromium, driven by Playwright, against a real `mutoscope serve`.
 
 One walk through what a user does: redeem an invite (the key is shown once), have a prompt blocked
-by the moderation policy, generate with a camera move and a first-frame keyframe (the image is
-uploaded and previewed first; the `test` model takes control inputs), generate two takes,
-watch a job's progress arrive over SSE, play a video, rate it, cancel a job, choose the better of
-two takes, sign out and back in with the API key. The screenshot lands in out/artifacts/studio.png.
+by the moderation policy, generate two takes, generate with the controls (a first-frame keyframe
+uploaded and previewed, camera axes, a motion-brush region painted and its path dragged on the
+canvas; the `test` model takes control inputs), extend a finished video from its card, watch a
+job's progress arrive over SSE, play a video, rate it, cancel a job, choose the better of two
+takes, see the format selectors follow a model with upscaled tiers, sign out and back in with the
+API key. Screenshots: out/artifacts/studio.png, and docs/studio_controls.png (the controls open).
 
 Chromium must be at /usr/bin/chromium (`scripts/system-deps.sh` installs it): without it this test
 FAILS, it never skips.
@@ -31,7 +33,9 @@ from mutoscope.cli import main as cli
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "out" / "artifacts"
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "out" / "artifacts"
+UPL = re.compile(r"^upl_[0-9A-Z]{26}$")
 # Chromium as root, headless, on a machine with no network: no sandbox, no background traffic.
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
          "--disable-background-networking", "--disable-component-update",
@@ -91,38 +95,93 @@ def test_studio_end_to_end(studio, tmp_path):
         expect(page.locator("#prompt-alert")).to_contain_text("content policy")
         expect(page.locator("#credits-balance")).to_have_text("40")
 
-        # 3. A camera move and a keyframe: the image is uploaded (POST /v1/uploads) and previewed,
-        #    and the generation runs with both.
-        prompt.fill("A red ball rolls while the camera pans right")
-        page.locator("#sec-camera summary").click()
-        page.locator("#camera-mode").get_by_role("radio", name="Preset").click()
-        page.locator("#camera-presets").get_by_role("radio", name="Pan →").click()
-        png = tmp_path / "first.png"
-        Image.fromarray(np.full((64, 64, 3), (220, 40, 40), np.uint8)).save(png)
+        # 3. Two takes of one prompt, a few denoising steps each.
+        _set_range(page, "#steps", 4)
+        _set_range(page, "#seconds", 1)  # the model extends to minutes; 1 s (one clip) is enough here
+        prompt.fill("A red ball bounces on a gray checkerboard")
+        page.locator("#takes").get_by_role("radio", name="2 (A/B)").click()
+        page.locator("#generate").click()
+        cards = page.locator("#gallery .card[data-status='succeeded']")
+        expect(cards).to_have_count(2)
+        page.locator("#takes").get_by_role("radio", name="1", exact=True).click()
+        api = httpx.Client(base_url=studio["url"], headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+        # 4. The controls: a first-frame keyframe (uploaded with POST /v1/uploads, previewed, and
+        #    the brush's background), camera axes, and a motion-brush region painted with the mouse
+        #    and its path dragged to the right. The request reaches the API with all three.
+        expect(page.locator("#seconds")).to_have_attribute("max", "600")  # the model's max_seconds
+        prompt.fill("A red ball rolls to the right")
+        png = tmp_path / "first.png"  # a red ball on a gray checkerboard, as the world draws them
+        yy, xx = np.mgrid[:64, :64]
+        checks = ((yy // 8 + xx // 8) % 2)[..., None].repeat(3, -1)
+        frame = np.where(checks == 1, 150, 110).astype(np.uint8)
+        frame[(xx - 20) ** 2 + (yy - 32) ** 2 <= 49] = (220, 40, 40)
+        Image.fromarray(frame).save(png)
         page.locator("#sec-keyframes summary").click()
         page.get_by_label("First frame image").set_input_files(str(png))
         expect(page.locator(".dropzone[data-slot='first'] img")).to_be_visible()
-        _set_range(page, "#steps", 4)
-        _set_range(page, "#seconds", 1)  # the model extends to minutes; 1 s (one clip) is enough here
+        page.locator("#sec-camera summary").click()
+        page.locator("#camera-mode").get_by_role("radio", name="Axes").click()
+        _set_range(page, "#axis-pan", 4)
+        _set_range(page, "#axis-zoom", -3)
+        page.locator("#sec-brush summary").click()
+        canvas = page.locator("#brush-canvas")
+        _drag(page, canvas, [(0.27, 0.45), (0.37, 0.45), (0.37, 0.55), (0.27, 0.55), (0.32, 0.5)])  # the ball
+        page.locator("#brush-tool").get_by_role("radio", name="Path").click()
+        _drag(page, canvas, [(0.32, 0.5), (0.5, 0.42), (0.7, 0.46), (0.85, 0.5)])  # where it goes
+        expect(page.locator("#brush-status")).to_contain_text(re.compile(r"Region 1: painted, path of \d+"))
+        page.mouse.move(0, 0)
+        page.set_viewport_size({"width": 1440, "height": 2300})  # the whole composer, controls open
+        page.locator(".composer").evaluate("c => c.scrollTo(0, 0)")
+        page.screenshot(path=str(ROOT / "docs" / "studio_controls.png"))
+        page.set_viewport_size({"width": 1440, "height": 1024})
         page.locator("#generate").click()
-        expect(page.locator("#gallery .card[data-status='succeeded']")).to_have_count(1)
-        assert _rows(studio["db"], "SELECT content_type, width FROM uploads") == [("image/png", 64)]
-        [(upload_id,)] = _rows(studio["db"], "SELECT id FROM uploads")
-        [(outputs,)] = _rows(studio["db"], "SELECT outputs FROM generations WHERE status = 'succeeded'")
-        assert json.loads(outputs)["record"]["controls"] == {"first_frame": upload_id, "camera": {"pan": 5.0}}
+        expect(cards).to_have_count(3)
+        gen_id = cards.first.get_attribute("id").removeprefix("card-")
+        gen = api.get(f"/v1/generations/{gen_id}").json()
+        assert gen["status"] == "succeeded", gen
+        params = gen["params"]
+        assert UPL.match(params["keyframes"]["first"]), params
+        axes = {"horizontal": 0, "vertical": 0, "pan": 4, "tilt": 0, "roll": 0, "zoom": -3}
+        assert params["camera"] == {"axes": axes}
+        [region] = params["motion_brush"]["regions"]
+        assert UPL.match(region["mask"]) and 2 <= len(region["trajectory"]) <= 64, region
+        (x0, _), (x1, y1) = region["trajectory"][0], region["trajectory"][-1]
+        assert abs(x0 - 0.32) < 0.03 and abs(x1 - 0.85) < 0.03 and abs(y1 - 0.5) < 0.03, region  # frame units
+        controls = gen["outputs"]["record"]["controls"]
+        assert controls["first_frame"] == params["keyframes"]["first"]
+        assert controls["camera"] == {"pan": 4.0, "zoom": -3.0}
+        assert controls["brush"][0]["mask"] == region["mask"]
+        # the mask PNG: white where the region was painted, black elsewhere, in the model's aspect (1:1)
+        [(mask_path,)] = _rows(studio["db"], f"SELECT path FROM uploads WHERE id = '{region['mask']}'")
+        mask = np.asarray(Image.open(studio["db"].parent / "uploads" / mask_path).convert("L"))
+        assert mask.shape[0] == mask.shape[1] and set(np.unique(mask)) >= {0, 255}
+        assert mask[mask.shape[0] // 2, int(0.32 * mask.shape[1])] == 255 and mask[4, 4] == mask[-4, -4] == 0
+        page.get_by_role("button", name="Clear all").click()
+        page.locator("#sec-brush summary").click()
+
+        # 5. Extend it from its card: a new request with extend.generation_id (the first frame is set
+        #    aside: an extension starts where its source ends) and a camera preset.
+        cards.first.get_by_role("button", name="Extend").click()
+        expect(page.locator("#extend-chip")).to_be_visible()
+        expect(page.get_by_label("First frame image")).to_be_disabled()
+        prompt.fill("The red ball rolls on and stops")
+        page.locator("#camera-mode").get_by_role("radio", name="Preset").click()
+        page.get_by_label("Camera move").select_option("pan_right")
+        page.locator("#generate").click()
+        expect(page.locator("#extend-chip")).to_be_hidden()
+        expect(cards).to_have_count(4)
+        ext = api.get(f"/v1/generations/{cards.first.get_attribute('id').removeprefix('card-')}").json()
+        assert ext["status"] == "succeeded", ext
+        assert ext["params"]["extend"] == {"generation_id": gen_id}
+        assert ext["params"]["camera"] == {"preset": "pan_right"} and "keyframes" not in ext["params"]
+        assert ext["outputs"]["record"]["controls"]["extend"] == gen_id
         page.locator("#camera-mode").get_by_role("radio", name="Off").click()
         page.locator("#sec-camera summary").click()
         page.get_by_role("button", name="Remove first frame").click()
         page.locator("#sec-keyframes summary").click()
 
-        # 4. Two takes of one prompt, a few denoising steps each.
-        prompt.fill("A red ball bounces on a gray checkerboard")
-        page.locator("#takes").get_by_role("radio", name="2 (A/B)").click()
-        page.locator("#generate").click()
-        cards = page.locator("#gallery .card[data-status='succeeded']")
-        expect(cards).to_have_count(3)
-
-        # 5. Play a video: Chromium decodes our H.264 (metadata, a duration, time moving on).
+        # 6. Play a video: Chromium decodes our H.264 (metadata, a duration, time moving on).
         video = cards.first.locator("video")
         video.scroll_into_view_if_needed()
         page.wait_for_function("v => v.readyState >= 1 && v.duration > 0", arg=video.element_handle())
@@ -138,7 +197,7 @@ def test_studio_end_to_end(studio, tmp_path):
         mp4.write_bytes(httpx.get(studio["url"] + href).raise_for_status().content)
         assert cli(["verify", str(mp4)]) == 0
 
-        # 6. Rate it: a thumb and four stars, stored by the API.
+        # 7. Rate it: a thumb and four stars, stored by the API.
         cards.first.get_by_role("button", name="Thumbs up").click()
         expect(cards.first.get_by_role("button", name="Thumbs up")).to_have_attribute("aria-pressed", "true")
         cards.first.get_by_role("button", name="Rate 4 of 5").click()
@@ -148,8 +207,7 @@ def test_studio_end_to_end(studio, tmp_path):
         _wait_rows(studio["db"], "SELECT thumb, rating FROM feedback", 2)
         assert set(_rows(studio["db"], "SELECT thumb, rating FROM feedback")) == {("up", None), (None, 4)}
 
-        # 7. A longer job: its progress arrives live over SSE; screenshot; then cancel it.
-        page.locator("#takes").get_by_role("radio", name="1", exact=True).click()
+        # 8. A longer job: its progress arrives live over SSE; screenshot; then cancel it.
         prompt.fill("Two blue squares glide to the left under a starry night sky")
         _set_range(page, "#steps", 500)  # long enough to watch, and to cancel mid-way
         page.locator("#generate").click()
@@ -166,23 +224,51 @@ def test_studio_end_to_end(studio, tmp_path):
         expect(page.locator("#gallery .card[data-status='canceled']")).to_have_count(1)
         expect(job).to_have_count(0)
 
-        # 8. The A/B choice between the two takes: a preference pair.
+        # 9. The A/B choice between the two takes: a preference pair.
         compare = page.locator("#compare-section")
         expect(compare).to_be_visible()
         compare.get_by_role("button", name="A is better").click()
         expect(compare).to_be_hidden()
         _wait_rows(studio["db"], "SELECT chosen_id, rejected_id FROM preferences", 1)
 
-        # 9. Credits: three 1-second videos charged, the blocked and the canceled ones free.
-        expect(page.locator("#credits-balance")).to_have_text("37")
+        # 10. Credits: four 1-second videos charged, the blocked and the canceled ones free.
+        expect(page.locator("#credits-balance")).to_have_text("36")
 
-        # 10. Sign out, then in again with the API key: the gallery is still there.
+        # 11. A model with upscaled tiers and 30 fps (GET /v1/models answered as a worker with the
+        #     post stages would): the selectors follow it, 16:9 only above base; this worker has
+        #     no tiers, so the API refuses, and the studio shows why by the format fields.
+        def with_tiers(route):
+            models = route.fetch().json()
+            for m in models["data"]:
+                caps = m["capabilities"]
+                caps.update(
+                    resolutions=["base", "720p", "1080p"], aspects=["1:1", "16:9", "9:16"], fps_options=[30.0]
+                )
+            route.fulfill(json=models)
+
+        page.route("**/v1/models", with_tiers)
+        page.reload()
+        expect(page.locator("#resolution option")).to_have_count(3)
+        sixteen = page.locator("#aspect").get_by_role("radio", name="16:9")
+        expect(sixteen).to_be_disabled()  # at base the aspect is the model's
+        page.get_by_label("Resolution").select_option("720p")
+        sixteen.click()
+        page.get_by_label("Frame rate").select_option("30")
+        _set_range(page, "#seconds", 1)
+        expect(page.locator("#format-out")).to_contain_text("1280×720 at 30 fps")
+        expect(page.locator("#cost-estimate")).to_have_text("Cost 8 credits")  # 1 s x 4 (720p) x 2 (30 fps)
+        prompt.fill("A blue square glides to the left")
+        page.locator("#generate").click()
+        expect(page.locator("#format-alert")).to_contain_text("generation.resolution.unsupported")
+        page.unroute("**/v1/models")
+
+        # 12. Sign out, then in again with the API key: the gallery is still there.
         page.locator("#account-btn").click()
         page.get_by_role("menuitem", name="Sign out").click()
         expect(page.locator("#signin")).to_be_visible()
         page.get_by_role("textbox", name="API key").fill(key)
         page.get_by_role("button", name="Sign in").click()
-        expect(page.locator("#gallery .card")).to_have_count(4)
+        expect(page.locator("#gallery .card")).to_have_count(5)
         browser.close()
     assert errors == [], errors
 
@@ -190,6 +276,18 @@ def test_studio_end_to_end(studio, tmp_path):
 def _set_range(page, selector: str, value: int) -> None:
     set_value = "([s, v]) => { const e = document.querySelector(s); e.value = v; "
     page.evaluate(set_value + "e.dispatchEvent(new Event('input')); }", [selector, value])
+
+
+def _drag(page, canvas, points: list[tuple[float, float]]) -> None:
+    """Press, move through `points` (fractions of the canvas) and release: a stroke on the canvas."""
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    at = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*at[0])
+    page.mouse.down()
+    for x, y in at[1:]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
 
 
 def _wait_rows(db: Path, sql: str, n: int, timeout_s: float = 30) -> None:

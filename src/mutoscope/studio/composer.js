@@ -1,33 +1,54 @@
-// The composer: prompt, parameters and controls (keyframes, camera, motion brush) -> POST /v1/generations.
+// The composer: prompt, length, output format and the controls -> POST /v1/generations.
 //
-// Controls are always offered. Where GET /v1/models says the model lacks one, its section carries
-// a "preview" badge, and the API's 422 (`generation.<control>.unsupported`) is shown in that section.
+// GET /v1/models says what the model can do (`capabilities`); the form offers only that: a control
+// section the model lacks is hidden, the length stops at its `max_seconds`, and resolution, aspect
+// and frame rate list its tiers. An aspect other than the model's needs an upscaled tier (the API
+// refuses it at `base`: generation.aspect.unsupported), so those buttons are disabled at `base`.
+// Problems the API answers (RFC 9457 `detail` and `code`) are shown next to what they are about.
 
 import { newKey } from "./api.js";
-import { MotionBrush, REGION_COLORS } from "./brush.js";
-import { $, $$, fillRange, fmtSeconds, h, icon, radios, toast } from "./ui.js";
+import { BrushPanel } from "./brush.js";
+import { Camera, Extending, Keyframes, showAlert, Storyboard } from "./controls.js";
+import { $, $$, fillRange, fmtLength, h, radios, toast } from "./ui.js";
 
 const EXAMPLES = [
   ["Bouncing ball", "A red ball bounces on a gray checkerboard"],
   ["Night glide", "Two blue squares glide to the left under a starry night sky"],
   ["Wave + pan", "A stick figure waves while the camera pans right"],
 ];
-const CAMERA_PRESETS = [
-  ["static", "Static"], ["pan_left", "Pan ←"], ["pan_right", "Pan →"], ["orbit", "Orbit"],
-  ["tilt_up", "Tilt ↑"], ["tilt_down", "Tilt ↓"], ["zoom_in", "Zoom in"], ["zoom_out", "Zoom out"],
-];
-const AXES = ["horizontal", "vertical", "pan", "tilt", "roll", "zoom"];
 const ASPECTS = ["1:1", "16:9", "9:16"];
-const CONTROL_NAMES = { keyframes: "keyframes", camera: "camera control", motion_brush: "the motion brush" };
+const TIERS = { "720p": 720, "1080p": 1080 }; // the short side (mutoscope.serve.capabilities.TIERS)
+// The length slider's stops: fine steps for clips, coarser ones for minutes. The number box beside
+// it takes any value up to the model's max_seconds.
+const SECONDS_STOPS = [0.5, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 75, 90, 120,
+  150, 180, 240, 300, 360, 420, 480, 540, 600];
+const CONTROL_NAMES = { keyframes: "keyframes", camera: "camera control", motion_brush: "the motion brush",
+  extend: "extension", storyboard: "storyboards" };
+
+function gcd(a, b) { return b ? gcd(b, a % b) : a; }
+
+export function outputSize(caps, resolution, aspect) {
+  // (width, height) of the output, as mutoscope.serve.capabilities.output_size computes it.
+  if (resolution === "base" || !TIERS[resolution]) return [caps.width, caps.height];
+  const [a, b] = (aspect || nativeAspect(caps)).split(":").map(Number);
+  const short = TIERS[resolution];
+  const long = 2 * Math.round((short * Math.max(a, b)) / Math.min(a, b) / 2);
+  return a >= b ? [long, short] : [short, long];
+}
+
+function nativeAspect(caps) {
+  const g = gcd(caps.width, caps.height);
+  return `${caps.width / g}:${caps.height / g}`;
+}
 
 export class Composer {
-  constructor({ api, onQueued, getCredits }) {
+  constructor({ api, onQueued, getCredits, getGeneration }) {
     this.api = api;
     this.onQueued = onQueued;
     this.getCredits = getCredits;
+    this.getGeneration = getGeneration;
     this.caps = null;
     this.costs = null;
-    this.keyframes = { first: null, last: null }; // {id, url}
     this.form = $("#compose");
     this._build();
   }
@@ -37,7 +58,7 @@ export class Composer {
     this.prompt = $("#prompt");
     this.prompt.addEventListener("input", () => {
       $("#prompt-count").textContent = `${this.prompt.value.length} / 2000`;
-      this._alert($("#prompt-alert"), null);
+      showAlert($("#prompt-alert"), null);
     });
     this.prompt.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); f.requestSubmit(); }
@@ -47,98 +68,161 @@ export class Composer {
       onclick: () => { this.prompt.value = text; this.prompt.dispatchEvent(new Event("input")); this.prompt.focus(); },
     }, label)));
 
-    for (const [id, fmt] of [["seconds", fmtSeconds], ["guidance", (v) => Number(v).toFixed(1)]]) {
-      const input = $(`#${id}`);
-      const out = $(`#${id}-out`);
-      const update = () => { out.textContent = fmt(input.value); fillRange(input); this._cost(); };
-      input.addEventListener("input", update);
-      update();
-    }
+    // length: the number box is the value; the slider moves it along SECONDS_STOPS
+    this.seconds = $("#seconds");
+    this.secondsRange = $("#seconds-range");
+    this.seconds.addEventListener("input", () => this._lengthChanged(false));
+    this.seconds.addEventListener("change", () => this._clampSeconds());
+    this.secondsRange.addEventListener("input", () => {
+      this.seconds.value = this.stops[Number(this.secondsRange.value)];
+      this._lengthChanged(true);
+    });
+
+    const guidance = $("#guidance");
+    guidance.addEventListener("input", () => { $("#guidance-out").textContent = Number(guidance.value).toFixed(1); fillRange(guidance); });
     $("#seed-dice").addEventListener("click", () => { $("#seed").value = Math.floor(Math.random() * 2 ** 31); });
     this.takes = radios($("#takes"), () => this._cost());
-    this.aspect = null;
+    $("#resolution").addEventListener("change", () => this._format());
+    $("#fps").addEventListener("change", () => this._format());
+    this.aspect = radios($("#aspect"), () => this._format());
 
-    // keyframes
-    for (const zone of $$(".dropzone")) this._dropzone(zone);
-    $("#kf-loop").addEventListener("change", () => this._indicators());
-
-    // camera
-    this.cameraMode = radios($("#camera-mode"), (mode) => {
-      $("#camera-presets").hidden = mode !== "preset";
-      $("#camera-axes").hidden = mode !== "axes";
-      this._indicators();
-    });
-    $("#camera-presets").append(...CAMERA_PRESETS.map(([value, label]) =>
-      h("button", { type: "button", role: "radio", class: "chip", "aria-checked": String(value === "static"), dataset: { value } }, label)));
-    this.cameraPreset = radios($("#camera-presets"), () => this._indicators());
-    $("#camera-axes").append(...AXES.map((name) => {
-      const input = h("input", { type: "range", min: -10, max: 10, step: 0.5, value: 0, id: `axis-${name}`, "data-axis": name });
-      const out = h("output", { class: "value", for: `axis-${name}` }, "0");
-      input.addEventListener("input", () => { out.textContent = input.value; fillRange(input); this._indicators(); });
-      fillRange(input);
-      return h("div", { class: "field" }, h("label", { for: `axis-${name}` }, name[0].toUpperCase() + name.slice(1), out), input);
-    }));
-
-    // motion brush
-    this.brush = new MotionBrush($("#brush-canvas"), { onChange: () => this._brushStatus() });
-    $("#brush-regions").append(...REGION_COLORS.map((color, i) =>
-      h("button", { type: "button", role: "radio", class: "swatch", style: { background: color },
-        "aria-checked": String(i === 0), "aria-label": `Region ${i + 1}`, dataset: { value: i } }, String(i + 1))));
-    this.brushRegion = radios($("#brush-regions"), (v) => this.brush.select(Number(v)));
-    this.brushTool = radios($("#brush-tool"), (v) => this.brush.setTool(v));
-    $("#brush-size").addEventListener("input", (e) => { this.brush.setRadius(Number(e.target.value)); fillRange(e.target); });
-    fillRange($("#brush-size"));
-    $("#brush-clear").addEventListener("click", () => this.brush.clear());
-    $("#brush-clear-all").addEventListener("click", () => this.brush.clearAll());
-    this._brushStatus();
+    // the controls, each behind the same small surface (see controls.js)
+    const onChange = () => this._indicators();
+    this.brush = new BrushPanel($("#sec-brush"), { onChange });
+    this.controls = {
+      keyframes: new Keyframes($("#sec-keyframes"), { api: this.api, onChange, onFirst: (url) => this.brush.setBackground(url) }),
+      camera: new Camera($("#sec-camera"), { onChange }),
+      motion_brush: this.brush,
+      storyboard: new Storyboard($("#sec-storyboard"), { onChange: () => { this._lengthChanged(false); onChange(); }, getMaxSeconds: () => this._maxSeconds() }),
+      extend: new Extending($("#extend-chip"), { onChange: () => { this.controls.keyframes.setExtending(this.controls.extend.active()); onChange(); } }),
+    };
 
     $("#reset-form").addEventListener("click", () => this.reset());
     f.addEventListener("submit", (e) => { e.preventDefault(); this.submit(); });
   }
 
+  // ---------- the model's capabilities ----------
+
   setModel(model, costs) {
-    // Fit ranges and defaults to what the model can do (GET /v1/models).
+    // Fit the form to what the model can do (GET /v1/models).
     this.model = model;
     this.caps = model ? model.capabilities : null;
     this.costs = costs;
-    const caps = this.caps || {};
-    const seconds = $("#seconds");
-    seconds.min = 0.5;
-    seconds.step = 0.5;
-    seconds.max = Math.max(0.5, Math.min(caps.max_seconds || 10, 20));
-    if (Number(seconds.value) > Number(seconds.max)) seconds.value = seconds.max;
+    const caps = this.caps || { width: 1, height: 1, fps: 8, max_seconds: 2, resolutions: ["base"], aspects: ["1:1"], fps_options: [], controls: {} };
+    $(".composer").style.setProperty("--frame-aspect", `${caps.width} / ${caps.height}`);
+
+    this.stops = SECONDS_STOPS.filter((s) => s < caps.max_seconds);
+    this.stops.push(caps.max_seconds);
+    this.secondsRange.max = this.stops.length - 1;
+    this.seconds.max = caps.max_seconds;
+    $("#seconds-max").textContent = `up to ${fmtLength(caps.max_seconds)}`;
+    this._clampSeconds();
+
     const steps = $("#steps");
     steps.max = caps.max_steps || 500;
-    if (!this._touchedDefaults) {
+    const sampler = $("#sampler");
+    sampler.replaceChildren(h("option", { value: "" }, "Model default"), ...(caps.samplers || []).map((s) => h("option", { value: s }, s)));
+    if (!this._touchedDefaults && model) {
       steps.value = caps.default_steps || 20;
       $("#guidance").value = caps.default_guidance ?? 5;
       this._touchedDefaults = true;
     }
-    for (const id of ["seconds", "guidance"]) $(`#${id}`).dispatchEvent(new Event("input"));
+    $("#guidance").dispatchEvent(new Event("input"));
 
-    const supported = caps.aspects && caps.aspects.length ? caps.aspects : ["1:1"];
-    const group = $("#aspect");
-    group.replaceChildren(...[...new Set([...supported, ...ASPECTS])].slice(0, 3).map((a) =>
-      h("button", { type: "button", role: "radio", dataset: { value: a }, "aria-checked": String(a === supported[0]),
-        class: supported.includes(a) ? "" : "unsupported",
-        title: supported.includes(a) ? `${a}` : `${a}: not offered by this model yet` }, a)));
-    this.aspect = radios(group);
+    // output format: the model's tiers, aspects and frame rates
+    const res = $("#resolution");
+    const keepRes = res.value;
+    res.replaceChildren(...caps.resolutions.map((r) => h("option", { value: r },
+      r === "base" ? `Base · ${caps.width}×${caps.height}` : r)));
+    res.value = caps.resolutions.includes(keepRes) ? keepRes : "base";
+    res.disabled = caps.resolutions.length < 2;
+    const fps = $("#fps");
+    const keepFps = fps.value;
+    fps.replaceChildren(...[caps.fps, ...caps.fps_options].map((v) => h("option", { value: v },
+      `${v} fps`)));
+    fps.value = [caps.fps, ...caps.fps_options].map(String).includes(keepFps) ? keepFps : String(caps.fps);
+    fps.disabled = caps.fps_options.length === 0;
+    if (!caps.aspects.includes(this.aspect.get())) this.aspect.set(nativeAspect(caps), false);
 
-    for (const section of $$("details[data-control]")) {
+    // controls: only those the model has
+    for (const section of $$("[data-control]")) {
       const ok = !!(caps.controls && caps.controls[section.dataset.control]);
-      const badge = $(".badge", section);
-      badge.hidden = ok;
-      badge.title = ok ? "" : `The current model does not support ${CONTROL_NAMES[section.dataset.control]} yet`;
+      section.hidden = !ok;
     }
+    if (!(caps.controls && caps.controls.extend)) this.controls.extend.set(null);
+    $("#studio").classList.toggle("can-extend", !!(caps.controls && caps.controls.extend));
+    this.brush.setFrame(caps.width, caps.height);
+    this._format();
+  }
+
+  _supported(name) { return !!(this.caps && this.caps.controls && this.caps.controls[name]); }
+  _maxSeconds() { return (this.caps && this.caps.max_seconds) || 2; }
+
+  _format() {
+    // Aspects: those the model lists; other than its own only above `base`.
+    const caps = this.caps || { width: 1, height: 1, fps: 8, aspects: ["1:1"] };
+    const resolution = $("#resolution").value || "base";
+    const native = nativeAspect(caps);
+    for (const b of $$("#aspect [role=radio]")) {
+      const a = b.dataset.value;
+      const offered = caps.aspects.includes(a);
+      const needsTier = a !== native && resolution === "base";
+      b.disabled = !offered || needsTier;
+      b.title = !offered ? `${a} is not offered by this model` : needsTier ? `${a} needs 720p or 1080p` : a;
+    }
+    if ($(`#aspect [data-value="${this.aspect.get()}"]`)?.disabled) this.aspect.set(native, false);
+    const [w, hh] = outputSize(caps, resolution, this.aspect.get());
+    const fps = Number($("#fps").value || caps.fps);
+    const others = caps.aspects.filter((a) => a !== native);
+    const post = [resolution !== "base" ? "upscaled" : null, fps !== caps.fps ? "interpolated" : null].filter(Boolean);
+    $("#format-out").textContent = `Output ${w}×${hh} at ${fps} fps` + (post.length ? ` (${post.join(", ")})` : "") +
+      (resolution === "base" && others.length ? ` · ${others.join(" and ")} need 720p or 1080p` : "");
+    this.brush.setCrop(this.aspect.get() !== native ? this.aspect.get() : null);
+    showAlert($("#format-alert"), null);
     this._cost();
   }
 
+  // ---------- length ----------
+
+  _clampSeconds() {
+    const max = this._maxSeconds();
+    let v = Number(this.seconds.value);
+    if (!(v > 0)) v = 2;
+    this.seconds.value = Math.min(max, Math.max(0.5, v));
+    this._lengthChanged(false);
+  }
+
+  _lengthChanged(fromSlider) {
+    const story = this.controls && this.controls.storyboard.active() && this._supported("storyboard");
+    if (story) this.seconds.value = this.controls.storyboard.total();
+    this.seconds.disabled = this.secondsRange.disabled = !!story;
+    const v = Number(this.seconds.value) || 0;
+    if (!fromSlider && this.stops) {
+      // the nearest stop, so that the slider follows a typed value
+      let best = 0;
+      this.stops.forEach((s, i) => { if (Math.abs(s - v) < Math.abs(this.stops[best] - v)) best = i; });
+      this.secondsRange.value = best;
+    }
+    fillRange(this.secondsRange);
+    $("#seconds-out").textContent = fmtLength(v);
+    const caps = this.caps;
+    const clip = caps ? caps.frames / caps.fps : 2;
+    const note = $("#seconds-note");
+    note.hidden = !(caps && v > clip + 1e-9);
+    note.textContent = story ? "The length is the storyboard's total." : `Longer than one clip (${fmtLength(clip)}): made by extension, segment by segment.`;
+    if (story) note.hidden = false;
+    this._cost();
+  }
+
+  // ---------- cost ----------
+
   _cost() {
     const out = $("#cost-estimate");
-    if (!this.costs) { out.textContent = ""; return; }
-    const rate = (this.costs.rate_per_second || {}).base ?? 1;
+    if (!this.costs || !this.caps) { out.textContent = ""; return; }
+    const rate = (this.costs.rate_per_second || {})[$("#resolution").value || "base"] ?? 1;
+    const factor = Number($("#fps").value) >= 24 ? this.costs.fps_30_factor || 2 : 1;
     const takes = Number(this.takes.get() || 1);
-    const cost = Math.ceil(Number($("#seconds").value)) * rate * takes;
+    const cost = Math.max(1, Math.ceil(Number(this.seconds.value) - 1e-9)) * rate * factor * takes;
     out.replaceChildren("Cost ", h("strong", {}, `${cost} credit${cost === 1 ? "" : "s"}`), takes > 1 ? ` (${takes} takes)` : "");
     const bal = this.getCredits();
     $("#cost-balance").textContent = bal === null ? "" : `${bal} available`;
@@ -146,83 +230,39 @@ export class Composer {
 
   refreshCost() { this._cost(); }
 
-  _dropzone(zone) {
-    const slot = zone.dataset.slot;
-    const input = $("input", zone);
-    const img = $("img", zone);
-    const clear = $(".dz-clear", zone);
-    const set = (entry) => {
-      this.keyframes[slot] = entry;
-      img.hidden = !entry;
-      clear.hidden = !entry;
-      $(".dz-empty", zone).hidden = !!entry;
-      if (entry) img.src = entry.url;
-      if (slot === "first") this.brush.setBackground(entry ? entry.url : null);
-      this._indicators();
-    };
-    const upload = async (file) => {
-      if (!file) return;
-      zone.classList.add("busy");
-      this._alert($(".inline-alert", $("#sec-keyframes")), null);
-      try {
-        const up = await this.api.upload(file, file.name);
-        set({ id: up.id, url: URL.createObjectURL(file) });
-      } catch (p) {
-        this._alert($(".inline-alert", $("#sec-keyframes")), p);
-      } finally {
-        zone.classList.remove("busy");
-        input.value = "";
-      }
-    };
-    input.addEventListener("change", () => upload(input.files[0]));
-    clear.addEventListener("click", (e) => { e.preventDefault(); set(null); });
-    zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("drag"); });
-    zone.addEventListener("dragleave", () => zone.classList.remove("drag"));
-    zone.addEventListener("drop", (e) => { e.preventDefault(); zone.classList.remove("drag"); upload(e.dataTransfer.files[0]); });
-  }
-
-  _brushStatus() {
-    const used = this.brush.used();
-    $$(".swatch").forEach((s, i) => s.classList.toggle("used", used.some((r) => r.index === i)));
-    const parts = used.map((r) => `Region ${r.index + 1}: ${r.painted ? "painted" : "no area"}, ${r.path.length > 1 ? `path of ${r.path.length} points` : "no path"}`);
-    $("#brush-status").textContent = parts.length ? parts.join(" · ") : "Nothing painted yet.";
-    this._indicators();
-  }
-
   _indicators() {
-    const on = {
-      keyframes: !!(this.keyframes.first || this.keyframes.last),
-      camera: this.cameraMode && this.cameraMode.get() !== "off",
-      motion_brush: this.brush && !this.brush.isEmpty(),
-    };
+    if (!this.controls) return; // the controls are being built
     for (const section of $$("details[data-control]")) {
-      $(".on-dot", section).hidden = !on[section.dataset.control];
-      if (!on[section.dataset.control]) {
+      const on = this.controls[section.dataset.control].active();
+      $(".on-dot", section).hidden = !on;
+      if (!on) {
         section.classList.remove("error", "warn");
-        this._alert($(".inline-alert", section), null);
+        showAlert($(".inline-alert", section), null);
       }
     }
   }
 
-  _alert(box, problem, { warn = false } = {}) {
-    if (!problem) { box.hidden = true; box.replaceChildren(); return; }
-    box.classList.toggle("warn", warn);
-    box.replaceChildren(icon("alert"), h("div", {},
-      h("strong", {}, problem.title || "Something went wrong"),
-      problem.detail || problem.message || "",
-      problem.code ? h("code", { class: "error-code" }, problem.code) : null));
-    box.hidden = false;
-  }
+  // ---------- filling the form ----------
 
   reset() {
     this.form.reset();
-    this.keyframes = { first: null, last: null };
-    for (const zone of $$(".dropzone")) $(".dz-clear", zone).click();
-    this.brush.clearAll();
-    this.cameraMode.set("off");
+    for (const c of Object.values(this.controls)) c.reset();
+    this.takes.set("1", false);
     this._touchedDefaults = false;
     this.setModel(this.model, this.costs);
+    if (this.caps) this.aspect.set(nativeAspect(this.caps));
     this.prompt.dispatchEvent(new Event("input"));
+    for (const id of ["#form-alert", "#format-alert", "#prompt-alert"]) showAlert($(id), null);
+  }
+
+  extendFrom(gen) {
+    // "Extend" on a finished card: a new request that continues it (`extend: {generation_id}`).
+    const poster = gen.outputs && gen.outputs.poster ? gen.outputs.poster.url : null;
+    this.controls.extend.set({ id: gen.id, prompt: gen.prompt, poster });
+    this.prompt.value = gen.prompt;
+    this.prompt.dispatchEvent(new Event("input"));
+    $(".composer").scrollTo({ top: 0, behavior: "smooth" });
+    this.prompt.focus();
   }
 
   fill(params) {
@@ -230,45 +270,59 @@ export class Composer {
     this.prompt.value = params.prompt || "";
     $("#negative").value = params.negative_prompt || "";
     $("#seed").value = params.seed ?? "";
-    if (params.seconds) $("#seconds").value = params.seconds;
     if (params.guidance !== undefined) $("#guidance").value = params.guidance;
     if (params.steps) $("#steps").value = params.steps;
-    if (params.aspect && this.aspect) this.aspect.set(params.aspect);
-    const cam = params.camera;
-    if (cam && cam.preset) { this.cameraMode.set("preset"); this.cameraPreset.set(cam.preset); }
-    else if (cam && cam.axes) {
-      this.cameraMode.set("axes");
-      for (const a of AXES) { const input = $(`#axis-${a}`); input.value = cam.axes[a] || 0; input.dispatchEvent(new Event("input")); }
-    } else this.cameraMode.set("off");
-    for (const id of ["seconds", "guidance"]) $(`#${id}`).dispatchEvent(new Event("input"));
+    $("#sampler").value = params.sampler || "";
+    const caps = this.caps || { resolutions: ["base"] };
+    $("#resolution").value = caps.resolutions.includes(params.resolution) ? params.resolution : "base";
+    if (params.fps && $(`#fps option[value="${params.fps}"]`)) $("#fps").value = String(params.fps);
+    this._format();
+    if (params.aspect) this.aspect.set(params.aspect);
+    this._format();
+    this.controls.keyframes.fill(params.keyframes);
+    this.controls.camera.fill(params.camera);
+    this.controls.storyboard.fill(params.storyboard);
+    const ext = params.extend && params.extend.generation_id;
+    const source = ext ? this.getGeneration(ext) : null;
+    this.controls.extend.set(ext ? { id: ext, prompt: source ? source.prompt : ext,
+      poster: source && source.outputs && source.outputs.poster ? source.outputs.poster.url : null } : null);
+    this.brush.reset(); // the masks live on the server only: paint them again
+    if (params.motion_brush) {
+      toast({ kind: "warn", title: "Paint the motion brush again", detail: "Reuse restores everything else; the brush strokes stay with the original video.", timeout: 4000 });
+    }
+    if (params.seconds) this.seconds.value = params.seconds;
+    $("#guidance").dispatchEvent(new Event("input"));
+    this._clampSeconds();
     this.prompt.dispatchEvent(new Event("input"));
     $(".composer").scrollTo({ top: 0, behavior: "smooth" });
     this.prompt.focus();
   }
 
-  async _controls() {
-    // The optional control fields; uploads the brush masks first.
-    const body = {};
-    if (this.keyframes.first || this.keyframes.last) {
-      body.keyframes = { loop: $("#kf-loop").checked };
-      if (this.keyframes.first) body.keyframes.first = this.keyframes.first.id;
-      if (this.keyframes.last) body.keyframes.last = this.keyframes.last.id;
+  // ---------- submitting ----------
+
+  async _body(prompt) {
+    // The request body; control uploads (brush masks) happen here, before the POST.
+    const caps = this.caps || {};
+    const body = {
+      prompt,
+      seconds: Number(this.seconds.value),
+      guidance: Number($("#guidance").value),
+      steps: Math.round(Number($("#steps").value)) || undefined,
+    };
+    const negative = $("#negative").value.trim();
+    if (negative) body.negative_prompt = negative;
+    if ($("#sampler").value) body.sampler = $("#sampler").value;
+    const resolution = $("#resolution").value || "base";
+    if (resolution !== "base") {
+      body.resolution = resolution;
+      body.aspect = this.aspect.get(); // at base the aspect is the model's: never sent
     }
-    const mode = this.cameraMode.get();
-    if (mode === "preset") body.camera = { preset: this.cameraPreset.get() || "static" };
-    if (mode === "axes") body.camera = { axes: Object.fromEntries(AXES.map((a) => [a, Number($(`#axis-${a}`).value)])) };
-    if (!this.brush.isEmpty()) {
-      const problems = this.brush.problems();
-      if (problems.length) {
-        $("#sec-brush").open = true;
-        throw { title: "The motion brush is not finished", detail: problems.join(" "), section: $("#sec-brush") };
-      }
-      const regions = [];
-      for (const r of await this.brush.export()) {
-        const up = await this.api.upload(r.blob, `region-${r.index + 1}.png`);
-        regions.push({ mask: up.id, trajectory: r.trajectory });
-      }
-      body.motion_brush = { regions };
+    const fps = Number($("#fps").value);
+    if (fps && fps !== caps.fps) body.fps = fps;
+    for (const [name, control] of Object.entries(this.controls)) {
+      if (!this._supported(name) || !control.active()) continue;
+      const value = await control.body(this.api);
+      if (value !== undefined) body[name] = value;
     }
     return body;
   }
@@ -276,7 +330,7 @@ export class Composer {
   async submit() {
     const prompt = this.prompt.value.trim();
     if (!prompt) {
-      this._alert($("#prompt-alert"), { title: "Describe your video first", detail: "The prompt is what the model follows." }, { warn: true });
+      showAlert($("#prompt-alert"), { title: "Describe your video first", detail: "The prompt is what the model follows." }, { warn: true });
       this.prompt.focus();
       return;
     }
@@ -285,19 +339,11 @@ export class Composer {
     const label = $("span", button);
     label.textContent = "Submitting…";
     button.prepend(h("span", { class: "spinner", "aria-hidden": "true" }));
-    $$("details[data-control]").forEach((s) => { s.classList.remove("error", "warn"); this._alert($(".inline-alert", s), null); });
-    this._alert($("#prompt-alert"), null);
+    $$("details[data-control]").forEach((s) => { s.classList.remove("error", "warn"); showAlert($(".inline-alert", s), null); });
+    for (const id of ["#form-alert", "#format-alert", "#prompt-alert"]) showAlert($(id), null);
+    this.controls.extend.alert(null);
     try {
-      const body = {
-        prompt,
-        seconds: Number($("#seconds").value),
-        guidance: Number($("#guidance").value),
-        steps: Math.round(Number($("#steps").value)) || undefined,
-        ...(await this._controls()),
-      };
-      const negative = $("#negative").value.trim();
-      if (negative) body.negative_prompt = negative;
-      if (this.aspect && this.aspect.get()) body.aspect = this.aspect.get();
+      const body = await this._body(prompt);
       const seedText = $("#seed").value.trim();
       const takes = Number(this.takes.get() || 1);
       const made = [];
@@ -306,6 +352,7 @@ export class Composer {
         if (seedText !== "") one.seed = Number(seedText) + i; // else the server draws (and records) one
         made.push(await this.api.create(one, newKey()));
       }
+      if (this.controls.extend.active()) this.controls.extend.set(null); // extended: done with it
       this.onQueued(made); // the queue panel shows them: no toast needed
     } catch (p) {
       this.showProblem(p);
@@ -317,45 +364,52 @@ export class Composer {
   }
 
   showProblem(p) {
-    // Put an API problem where the user will look for it.
+    // Put an API problem where the user will look for it: the section, field or prompt it is
+    // about, or else just above the Generate button.
     const code = p.code || "";
+    const field = String((p.body && p.body.field) || "");
+    const reveal = (box) => box.scrollIntoView({ block: "center", behavior: "smooth" });
     if (p.section) {
       p.section.classList.add("error");
+      p.section.open = true;
       const box = $(".inline-alert", p.section);
-      this._alert(box, p);
-      box.scrollIntoView({ block: "center", behavior: "smooth" });
+      showAlert(box, p);
+      reveal(box);
       return;
     }
     if (code === "moderation.input.text") {
       const category = p.body && p.body.category ? String(p.body.category).replace(/_/g, " ") : "a policy category";
-      this._alert($("#prompt-alert"), { title: "This prompt can't be generated",
-        detail: `It matches "${category}" in this server's content policy. Nothing was charged; try rewording it.`, code });
+      const which = this.controls.storyboard.active() ? "It, or one of the storyboard's shots," : "It";
+      showAlert($("#prompt-alert"), { title: "This prompt can't be generated",
+        detail: `${which} matches "${category}" in this server's content policy. Nothing was charged; try rewording it.`, code });
       this.prompt.focus();
-      $("#prompt-alert").scrollIntoView({ block: "center", behavior: "smooth" });
+      reveal($("#prompt-alert"));
       return;
     }
-    const m = /^generation\.(keyframes|camera|motion_brush|extend)\.unsupported$/.exec(code);
-    if (m) {
-      const section = $(`details[data-control="${m[1]}"]`);
-      if (section) {
-        section.open = true;
-        section.classList.add("warn");
-        const box = $(".inline-alert", section);
-        const detail = /[.!?]$/.test(p.detail) ? p.detail : `${p.detail}.`;
-        this._alert(box, { title: "Not available on this model yet",
-          detail: `${detail} Turn it off to generate now; nothing was charged.`, code }, { warn: true });
-        box.scrollIntoView({ block: "center", behavior: "smooth" });
-        return;
-      }
-    }
-    if (code === "credits.insufficient") {
-      toast({ kind: "error", title: "Not enough credits", detail: p.detail, code });
+    const unsupported = /^generation\.(\w+)\.unsupported$/.exec(code);
+    if (unsupported && ["resolution", "aspect", "fps"].includes(unsupported[1])) {
+      showAlert($("#format-alert"), { title: "Not available on this model", detail: p.detail, code }, { warn: true });
+      reveal($("#format-alert"));
       return;
     }
-    if (p.status === 429) {
-      toast({ kind: "warn", title: "Slow down a little", detail: p.detail, code });
+    const control = unsupported ? unsupported[1] : code.startsWith("generation.extend.") ? "extend" : field.split(".")[0];
+    if (control === "extend" && this.controls.extend.active()) {
+      this.controls.extend.alert({ title: unsupported ? "Not available on this model" : p.title, detail: p.detail, code });
+      reveal($("#extend-chip"));
       return;
     }
-    toast({ kind: "error", title: p.title || "Could not queue the video", detail: p.detail || String(p.message || p), code });
+    const section = CONTROL_NAMES[control] ? $(`details[data-control="${control}"]`) : null;
+    if (section && !section.hidden) {
+      section.open = true;
+      section.classList.add(unsupported ? "warn" : "error");
+      const box = $(".inline-alert", section);
+      showAlert(box, unsupported ? { title: "Not available on this model",
+        detail: `${p.detail} Turn ${CONTROL_NAMES[control]} off to generate now; nothing was charged.`, code } : p, { warn: !!unsupported });
+      reveal(box);
+      return;
+    }
+    showAlert($("#form-alert"), { title: p.title || "Could not queue the video", detail: p.detail || String(p.message || p), code },
+      { warn: p.status === 429 });
+    reveal($("#form-alert"));
   }
 }

@@ -2,14 +2,15 @@
 // A/B choice between two takes of one prompt (POST /v1/preferences).
 
 import { TERMINAL, watch } from "./api.js";
-import { $, ago, announce, fmtEta, fmtSeconds, h, icon, radios, store, toast } from "./ui.js";
+import { $, ago, announce, fmtEta, fmtLength, h, icon, radios, store, toast } from "./ui.js";
 
 const PAGE = 24;
 
 export class Gallery {
-  constructor({ api, userId, onReuse, onCredits }) {
+  constructor({ api, userId, onReuse, onExtend, onCredits }) {
     this.api = api;
     this.onReuse = onReuse;
+    this.onExtend = onExtend;
     this.onCredits = onCredits;
     this.gens = new Map(); // id -> generation (as the API gave it)
     this.watchers = new Map(); // id -> stop()
@@ -175,7 +176,7 @@ export class Gallery {
     const p = gen.params || {};
     const video = gen.outputs && gen.outputs.video;
     const poster = gen.outputs && gen.outputs.poster;
-    const rec = (gen.outputs && gen.outputs.record && gen.outputs.record.video) || {};
+    const rec = (gen.outputs && gen.outputs.record) || {}; // the generation record: size, fps, controls
     let media;
     if (gen.status === "succeeded" && video) {
       const v = h("video", { src: video.url, poster: poster ? poster.url : null, controls: true, loop: true, muted: true,
@@ -183,9 +184,14 @@ export class Gallery {
       v.muted = true;
       v.addEventListener("play", () => v.parentElement.classList.add("playing"));
       v.addEventListener("pause", () => v.parentElement.classList.remove("playing"));
+      // Extend: a new request that continues this video (shown while the model can extend)
+      const extend = h("button", { class: "media-action extend-btn", type: "button", title: "Continue this video from its last frame",
+        onclick: () => this.onExtend(gen) }, icon("extend"), h("span", {}, "Extend"));
       media = h("div", { class: "media", onmouseenter: () => v.play().catch(() => {}), onmouseleave: () => v.pause() }, v,
         h("span", { class: "play-hint", "aria-hidden": "true" }, icon("play")),
-        h("span", { class: "tag" }, [fmtSeconds(p.seconds || 0), rec.width ? `${rec.width}×${rec.height}` : null].filter(Boolean).join(" · ")));
+        h("span", { class: "tag" }, [fmtLength(p.seconds || 0), rec.width ? `${rec.width}×${rec.height}` : null,
+          rec.base && rec.fps !== rec.base.fps ? `${rec.fps} fps` : null].filter(Boolean).join(" · ")),
+        extend);
     } else {
       const canceled = gen.status === "canceled";
       media = h("div", { class: "media" }, h("div", { class: `state ${gen.status}` }, h("div", {},
@@ -196,6 +202,8 @@ export class Gallery {
     const fb = this.feedback[gen.id] || {};
     const meta = [p.seed !== undefined ? `seed ${p.seed}` : null, p.guidance !== undefined ? `cfg ${p.guidance}` : null,
       ago(gen.created_at)].filter(Boolean);
+    const used = [["extend", "extended"], ["storyboard", "storyboard"], ["keyframes", "keyframes"], ["camera", "camera"],
+      ["motion_brush", "brush"]].filter(([k]) => p[k]).map(([, label]) => label);
     const actions = h("div", { class: "card-actions" });
     if (gen.status === "succeeded") {
       const up = h("button", { class: "icon-btn thumb-up", type: "button", "aria-label": "Thumbs up", "aria-pressed": String(fb.thumb === "up"), title: "Good" }, icon("thumb-up"));
@@ -219,7 +227,8 @@ export class Gallery {
       media,
       h("div", { class: "card-body" },
         h("p", { class: "card-prompt", title: gen.prompt }, gen.prompt),
-        h("div", { class: "card-meta" }, ...meta.map((m) => h("span", {}, m)))),
+        h("div", { class: "card-meta" }, ...meta.map((m) => h("span", {}, m))),
+        used.length ? h("div", { class: "card-controls", "aria-label": "Controls used" }, ...used.map((u) => h("span", { class: "mini-chip" }, u))) : null),
       actions);
   }
 

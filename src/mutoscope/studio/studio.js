@@ -1,7 +1,8 @@
 // mutoscope studio: sign in (API key or invite code), then compose, watch, play, rate and compare.
 //
 // Plain ES modules, no build step: api.js (HTTP + SSE), ui.js (DOM helpers), composer.js (the form
-// and its controls), brush.js (the motion-brush canvas), gallery.js (queue, gallery, A/B).
+// and its format), controls.js (keyframes, camera, storyboard, extend), brush.js (the motion brush),
+// gallery.js (queue, gallery, A/B).
 
 import { Api, Problem } from "./api.js";
 import { Composer } from "./composer.js";
@@ -219,8 +220,11 @@ async function start(key) {
   state.credits = me.credits.balance;
 
   if (!composer) {
-    composer = new Composer({ api, getCredits: () => state.credits, onQueued: (gens) => { gens.forEach((g) => gallery.track(g)); refreshCredits(); } });
-    gallery = new Gallery({ api, userId: me.id, onReuse: (p) => { composer.fill(p); toast({ title: "Parameters loaded", detail: "Edit them, then generate again.", timeout: 2500 }); }, onCredits: refreshCredits });
+    composer = new Composer({ api, getCredits: () => state.credits, getGeneration: (id) => gallery.gens.get(id),
+      onQueued: (gens) => { gens.forEach((g) => gallery.track(g)); refreshCredits(); } });
+    gallery = new Gallery({ api, userId: me.id, onCredits: refreshCredits,
+      onReuse: (p) => { composer.fill(p); toast({ title: "Parameters loaded", detail: "Edit them, then generate again.", timeout: 2500 }); },
+      onExtend: (g) => { composer.extendFrom(g); toast({ title: "Extending this video", detail: "Describe what happens next, pick a length, then generate.", timeout: 3000 }); } });
     popovers();
   }
   await refreshCredits();

@@ -71,7 +71,7 @@ export function radios(group, onChange) {
     if (b && group.contains(b) && !b.disabled) set(b.dataset.value);
   });
   group.addEventListener("keydown", (e) => {
-    const list = buttons();
+    const list = buttons().filter((b) => !b.disabled && !b.hidden); // arrows skip what is off
     const i = list.indexOf(document.activeElement);
     if (i < 0) return;
     const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[e.key];
@@ -106,8 +106,13 @@ export function ago(iso) {
   return rtf.format(Math.round(s / 86400), "day");
 }
 
-export function fmtSeconds(x) {
-  return `${Number(x).toFixed(Number(x) % 1 ? 1 : 0)} s`;
+export function fmtLength(s) {
+  // 2 s, 1.5 s, 1 min 30 s, 10 min
+  s = Number(s);
+  if (s < 60) return `${Number(s.toFixed(1))} s`;
+  const m = Math.floor(s / 60);
+  const rest = Math.round(s - 60 * m);
+  return rest ? `${m} min ${rest} s` : `${m} min`;
 }
 
 export function fmtEta(s) {
