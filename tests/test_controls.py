@@ -278,3 +278,16 @@ def test_a_keyframe_can_be_a_frame_of_an_earlier_video(tmp_path):
     with pytest.raises(UserError) as e:
         load_frame(f"{tmp_path / 'v.mp4'}#9", 16, 16)
     assert e.value.code == "input.image.frame"
+
+
+def test_30_fps_and_upscaled_sizes_through_generate(pipe, tmp_path):
+    result = generate(
+        pipe,
+        GenerationRequest("a ball", seed=0, steps=1, seconds=1, fps=30, size="96x64"),
+        tmp_path / "h.mp4",
+    )
+    info = probe(result.video)
+    assert (info["frames"], info["fps"], info["width"], info["height"]) == (30, 30.0, 96, 64)
+    assert result.record["base"] == {"width": 32, "height": 32, "fps": 8.0, "frames": 8}
+    assert {"interpolate_s", "upscale_s", "mark_s", "encode_s"} <= set(result.timings)
+    assert all(v >= 0 for v in result.timings.values())

@@ -1,7 +1,9 @@
-"""Train the VAE or the DiT on the world (resuming from checkpoints), export and evaluate them.
+"""Train the VAE, the DiT or the post stages on the world (resuming from checkpoints), export them.
 
 `mutoscope train vae|dit --preset tiny --run DIR` trains or resumes; `mutoscope train export` ships a
 run's EMA weights as safetensors + config.json; `mutoscope train eval-vae` prints reconstruction PSNR.
+`mutoscope train interp|sr --run DIR` trains the frame interpolator or the x4 upscaler (issue 4), and
+`mutoscope train export-post` ships them to weights/post/.
 """
 
 from __future__ import annotations
@@ -14,15 +16,14 @@ from mutoscope.errors import UserError
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="train the VAE or the DiT; export weights",
+    parser = subparsers.add_parser("train", help="train the VAE, the DiT or the post stages; export weights",
                                    description=__doc__.splitlines()[0])  # fmt: skip
     sub = parser.add_subparsers(dest="train_command", metavar="WHAT", parser_class=type(parser))
-    for what in ("vae", "dit"):
-        p = sub.add_parser(
-            what,
-            help=f"train the {dict(vae='VAE', dit='DiT')[what]} (resumes from --run's checkpoint)",
-        )
-        p.add_argument("--preset", default="tiny", help="model preset from mutoscope.config.PRESETS")
+    names = dict(vae="VAE", dit="DiT", interp="frame interpolator", sr="x4 upscaler")
+    for what in ("vae", "dit", "interp", "sr"):
+        p = sub.add_parser(what, help=f"train the {names[what]} (resumes from --run's checkpoint)")
+        if what in ("vae", "dit"):  # the post stages' configs are InterpConfig() and UpscaleConfig()
+            p.add_argument("--preset", default="tiny", help="model preset from mutoscope.config.PRESETS")
         p.add_argument("--run", required=True, type=Path, help="run directory: checkpoint, log.jsonl")
         p.add_argument("--steps", type=int, help="train until this step (default: TrainConfig.max_steps)")
         p.add_argument("--batch", type=int, help="global batch size")
@@ -39,11 +40,12 @@ def add_parser(subparsers) -> None:
         p.add_argument("--act-ckpt", action="store_true", help="activation checkpointing")
         p.add_argument("--threads", type=int, help="torch CPU threads (per process)")
         p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
-        p.add_argument("--init", type=Path, help="a new run starts from this exported model's weights")
+        if what != "sr":  # the loop starts from <what>.safetensors; sr ships upscale.safetensors
+            p.add_argument("--init", type=Path, help="a new run starts from this exported model's weights")
         if what == "vae":
             p.add_argument("--crop", type=int, help="train on random crops of this size (0: full frame)")
             p.add_argument("--crop-frames", type=int, help="frames per crop (a multiple of 4; 0: full clip)")
-        else:
+        elif what == "dit":
             p.add_argument("--vae", type=Path, help="exported VAE directory or VAE run directory (frozen)")
             p.add_argument("--caption-dropout", type=float)
         p.set_defaults(func=run_train, what=what)
@@ -56,6 +58,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--stats-clips", type=int, default=256, help="clips for the latent mean/std")
     p.add_argument("--threads", type=int)
     p.set_defaults(func=run_export)
+    p = sub.add_parser("export-post", help="write the post stages' EMA weights + config.json")
+    p.add_argument("--interp-run", type=Path, help="an interp run: interp.safetensors")
+    p.add_argument("--sr-run", type=Path, help="an sr run: upscale.safetensors")
+    p.add_argument("--out", type=Path, required=True, help="output directory (src/mutoscope/weights/post)")
+    p.set_defaults(func=run_export_post)
     p = sub.add_parser("eval-vae", help="reconstruction PSNR of a VAE on held-out world clips")
     p.add_argument("vae", type=Path, help="an exported model directory or a VAE run directory")
     p.add_argument("--clips", type=int, default=64, help="held-out clips (full size, e.g. 64x64x16)")
@@ -71,20 +78,25 @@ ARG_FIELDS = {"steps": "max_steps", "batch": "batch_size", "lr": "lr", "warmup":
               "crop": "crop_size", "crop_frames": "crop_frames",
               "caption_dropout": "caption_dropout"}  # fmt: skip
 
-# Defaults per task where TrainConfig's (DiT-minded) defaults do not fit the VAE.
-TASK_DEFAULTS = {"vae": dict(lr=6e-4, warmup_steps=200, batch_size=8, eval_every=250), "dit": {}}
+# Defaults per task where TrainConfig's (DiT-minded) defaults do not fit the task.
+TASK_DEFAULTS = {"vae": dict(lr=6e-4, warmup_steps=200, batch_size=8, eval_every=250), "dit": {},
+                 "interp": dict(lr=1e-3, warmup_steps=100, batch_size=16, eval_every=250, eval_clips=8,
+                                ema_decay=0.998),
+                 "sr": dict(lr=1e-3, warmup_steps=100, batch_size=32, eval_every=250, eval_clips=8,
+                            ema_decay=0.998)}  # fmt: skip
 
 
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
-    from mutoscope.config import TrainConfig, preset
+    from mutoscope.config import InterpConfig, TrainConfig, UpscaleConfig, preset
     from mutoscope.train.loop import train
 
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        model_cfg = preset(args.preset)
+        post = {"interp": InterpConfig, "sr": UpscaleConfig}.get(args.what)
+        model_cfg = post() if post is not None else preset(args.preset)
     except ValueError as e:
         raise UserError("train.preset", str(e)) from None
     values = dict(what=args.what, **TASK_DEFAULTS[args.what])
@@ -106,9 +118,10 @@ def run_train(args: argparse.Namespace) -> int:
             raise UserError("train.vae", str(e)) from None
         kw["vae_path"] = args.vae
     try:
-        if args.init is not None and not (args.init / f"{args.what}.safetensors").is_file():
-            raise UserError("train.init", f"no {args.what}.safetensors in {args.init}")
-        train(model_cfg, cfg, args.run, device=args.device, init=args.init, **kw)
+        init = getattr(args, "init", None)  # all but sr
+        if init is not None and not (init / f"{args.what}.safetensors").is_file():
+            raise UserError("train.init", f"no {args.what}.safetensors in {init}")
+        train(model_cfg, cfg, args.run, device=args.device, init=init, **kw)
     except ValueError as e:
         raise UserError("train.config", str(e)) from None
     return 0
@@ -131,6 +144,21 @@ def run_export(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UserError("train.export", str(e)) from None
     print(path)
+    return 0
+
+
+def run_export_post(args: argparse.Namespace) -> int:
+    from mutoscope.train.export import export_post
+
+    if args.interp_run is None and args.sr_run is None:
+        raise UserError("train.export", "give --interp-run, --sr-run or both")
+    for run in (args.interp_run, args.sr_run):
+        if run is not None and not (run / "ckpt.pt").exists():
+            raise UserError("train.export", f"{run} has no checkpoint (ckpt.pt)")
+    try:
+        print(export_post(args.out, interp_run=args.interp_run, sr_run=args.sr_run))
+    except ValueError as e:
+        raise UserError("train.export", str(e)) from None
     return 0
 
 

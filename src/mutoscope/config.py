@@ -89,7 +89,7 @@ class SampleConfig:
 class TrainConfig:
     """One training run (VAE or DiT): optimiser, schedule, precision, checkpoints."""
 
-    what: str = "dit"  # vae | dit
+    what: str = "dit"  # vae | dit | interp | sr
     batch_size: int = 16  # global batch, split across ranks
     lr: float = 3e-4
     weight_decay: float = 0.0
@@ -180,3 +180,46 @@ def save_json(config: Any, path: str | Path) -> None:
 
 def load_json(cls: type[T], path: str | Path) -> T:
     return from_dict(cls, json.loads(Path(path).read_text()))
+
+
+# --- post-processing stages (issue 4): trained by the same loop, shipped in weights/post/ -------
+
+
+@dataclass(frozen=True)
+class InterpConfig:
+    """Frame interpolation: (frame0, frame1, t) -> the frame at fraction t between them.
+
+    Trained on world clips rendered at `truth_fps`, which the base rate and the output rate both
+    divide (120 = 8 * 15 = 30 * 4), so every 30 fps in-between time has an exact ground truth."""
+
+    name: str = "interp"
+    width: int = 64
+    height: int = 64
+    base_fps: float = 8.0  # the pairs' spacing: the DiT's frame rate
+    truth_fps: float = 120.0
+    channels: tuple[int, ...] = (24, 48, 96)  # per encoder level; each level halves the resolution
+    blocks: int = 2  # residual blocks at the coarsest level (1/8 resolution: the widest context)
+    radius: int = 3  # matched motions: +-3 half-resolution pixels (+-6 px; +-8 matched worse)
+    refine_channels: int = 16  # the full-resolution head that corrects the warped blend
+    pairs_per_clip: int = 16  # training triplets drawn from each rendered clip (rendering dominates)
+    # Fraction of training triplets blurred (all three frames alike): generated frames are a little
+    # softer than renders, and the interpolator should neither sharpen nor break on them.
+    degrade: float = 0.25
+
+
+@dataclass(frozen=True)
+class UpscaleConfig:
+    """x`scale` super-resolution (ESPCN-style: convolutions at low resolution, a pixel shuffle at the
+    end) as a residual over bicubic; trained on the same scenes rendered at both sizes."""
+
+    name: str = "upscale"
+    width: int = 64  # the low-resolution frame the world is rendered at for training
+    height: int = 64
+    scale: int = 4
+    channels: int = 48
+    blocks: int = 4  # 3x3 convolutions between the 5x5 input layer and the shuffle head
+    crop: int = 32  # low-resolution training crop (the high-resolution target is scale x larger)
+    frames_per_clip: int = 8  # training crops per rendered clip pair (4 frames: rendered at 2 fps)
+    # Fraction of training inputs mildly blurred and noised: the DiT's frames pass through a VAE and
+    # are softer than renders. The bar is measured on clean renders.
+    degrade: float = 0.3

@@ -498,10 +498,13 @@ def _with_cond(dit: DiT, cond: torch.Tensor | None) -> Callable[..., torch.Tenso
 
 
 def output_frames(frames: int, src_fps: float, dst_fps: float) -> int:
-    """Frames at dst_fps covering a clip of `frames` at src_fps: times k / dst_fps <= the last frame's."""
+    """Frames at dst_fps covering a clip of `frames` at src_fps: every time k / dst_fps before the
+    clip's end, frames / src_fps (post/interpolate.py; 16 frames at 8 fps -> 60 at 30 fps)."""
+    from mutoscope.post.mp4 import frame_rate
+
     if dst_fps == src_fps:
         return frames
-    return math.floor((frames - 1) / src_fps * dst_fps + 1e-9) + 1
+    return math.ceil(frames * frame_rate(dst_fps) / frame_rate(src_fps))
 
 
 def generate(pipe: Pipeline, req: GenerationRequest, out: str | Path,
@@ -590,16 +593,21 @@ def generate(pipe: Pipeline, req: GenerationRequest, out: str | Path,
 
 
 def _timed(chunks: Iterator[np.ndarray], name: str, spent: dict[str, float]) -> Iterator[np.ndarray]:
-    """Pass chunks through, adding the time spent getting each to spent[name]."""
+    """Pass chunks through, adding the time spent getting each to spent[name] (entered now, so that
+    `spent` lists the stages in the order they were chained, however lazily they start)."""
     spent[name] = 0.0
-    it = iter(chunks)
-    while True:
-        t0 = time.perf_counter()
-        chunk = next(it, None)
-        spent[name] += time.perf_counter() - t0
-        if chunk is None:
-            return
-        yield chunk
+
+    def timed() -> Iterator[np.ndarray]:
+        it = iter(chunks)
+        while True:
+            t0 = time.perf_counter()
+            chunk = next(it, None)
+            spent[name] += time.perf_counter() - t0
+            if chunk is None:
+                return
+            yield chunk
+
+    return timed()
 
 
 def _describe(req: GenerationRequest, plan: Plan) -> dict[str, Any]:

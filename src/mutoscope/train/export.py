@@ -9,6 +9,7 @@ the VAE export it was given; its checkpoints hold that VAE and its config, so a 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import torch
@@ -83,4 +84,24 @@ def export(out: str | Path, *, vae_run: str | Path | None = None, dit_run: str |
         raise ValueError("export needs a VAE run or a DiT run")
     _save(vae_state, out / "vae.safetensors")
     save_json(cfg, out / "config.json")
+    return out
+
+
+def export_post(out: str | Path, *, interp_run: str | Path | None = None,
+                sr_run: str | Path | None = None) -> Path:  # fmt: skip
+    """Write the post stages (issue 4) to `out`: interp.safetensors and/or upscale.safetensors (EMA
+    weights, fp32: they are small) and their configs under "interp" / "upscale" in out/config.json,
+    keeping the other stage's entry when only one run is given."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config_path = out / "config.json"
+    configs = json.loads(config_path.read_text()) if config_path.exists() else {}
+    for run, what, name in ((interp_run, "interp", "interp"), (sr_run, "sr", "upscale")):
+        if run is not None:
+            ckpt = _run(run, what)
+            _save(ckpt["ema"], out / f"{name}.safetensors")
+            configs[name] = ckpt["model_cfg"]
+    tmp = config_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(configs, indent=2) + "\n")
+    tmp.replace(config_path)
     return out

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
-from mutoscope.config import ModelConfig, TrainConfig, from_dict, to_dict
+from mutoscope.config import InterpConfig, ModelConfig, TrainConfig, UpscaleConfig, from_dict, to_dict
 from mutoscope.train import checkpoint, parallel, tasks
 
 # Dense matmul peak of this machine's 2 cores, measured (issue 3): the denominator of MFU.
@@ -63,7 +63,7 @@ def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 
 def train(
-    model_cfg: ModelConfig,
+    model_cfg: ModelConfig | InterpConfig | UpscaleConfig,
     cfg: TrainConfig,
     run_dir: str | Path,
     *,
@@ -72,7 +72,8 @@ def train(
     init: str | Path | None = None,
     **task_kw: Any,
 ) -> dict[str, Any]:
-    """Train `cfg.what` ("vae" | "dit") to cfg.max_steps in run_dir, resuming from its checkpoint.
+    """Train `cfg.what` ("vae" | "dit" | "interp" | "sr") to cfg.max_steps in run_dir, resuming from
+    its checkpoint. `model_cfg` is the task's config: a ModelConfig, or the post stage's own.
 
     `init`, an exported model directory, starts a new run from its weights (`<what>.safetensors`):
     how training continues in a session that no longer has the last one's run directory, only the
@@ -83,7 +84,9 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt = checkpoint.load(run_dir)
     if ckpt is not None:
-        saved = from_dict(ModelConfig, ckpt["model_cfg"])
+        if ckpt.get("what", cfg.what) != cfg.what:
+            raise ValueError(f"{run_dir} holds a run of task {ckpt['what']!r}; use a new --run directory")
+        saved = from_dict(type(model_cfg), ckpt["model_cfg"])
         if saved != model_cfg:
             raise ValueError(f"{run_dir} holds a run of another model config; use a new --run directory")
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank

@@ -140,12 +140,17 @@ class VAETask:
         return eval_vae(model, self.held_out().to(next(model.parameters()).device), autocast)
 
 
-def build(what: str, cfg: ModelConfig, tcfg: TrainConfig, rank: int, world_size: int, **kw: Any):
-    """The task named `what` ("vae" or "dit")."""
+def build(what: str, cfg: Any, tcfg: TrainConfig, rank: int, world_size: int, **kw: Any):
+    """The task named `what`: "vae" or "dit" (cfg a ModelConfig), "interp" (an InterpConfig) or "sr"
+    (an UpscaleConfig)."""
     if what == "vae":
         return VAETask(cfg, tcfg, rank, world_size)
     if what == "dit":
         from mutoscope.train.dit_task import DiTTask  # needs text/model/diffusion
 
         return DiTTask(cfg, tcfg, rank, world_size, **kw)
-    raise ValueError(f"unknown task {what!r}; choose vae or dit")
+    if what in ("interp", "sr"):
+        from mutoscope.train.post_tasks import InterpTask, UpscaleTask
+
+        return (InterpTask if what == "interp" else UpscaleTask)(cfg, tcfg, rank, world_size)
+    raise ValueError(f"unknown task {what!r}; choose vae, dit, interp or sr")
