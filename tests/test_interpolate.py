@@ -32,12 +32,7 @@ TINY = InterpConfig(channels=(8, 8), blocks=1, refine_channels=4, radius=2, pair
 ONE_CLIP = dataclasses.replace(TINY, pairs_per_clip=10**6)  # every triplet from clip 0
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_model(cfg: InterpConfig = TINY) -> FrameInterpolator:

@@ -26,12 +26,7 @@ TINY = UpscaleConfig(channels=8, blocks=1, crop=8, frames_per_clip=4, width=16, 
 ONE_SCENE = dataclasses.replace(TINY, frames_per_clip=10**6)  # every sample a crop of scene 0
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def clip(frames: int = 5, size: int = 16) -> np.ndarray:

@@ -9,14 +9,7 @@ from mutoscope.config import VAEConfig, preset
 from mutoscope.vae import CausalVAE, channels_last, vae_loss
 from mutoscope.vae.layers import CausalConv3d
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convs on a shared 2-core machine run faster on one thread (no cross-core wake-ups)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_vae(seed: int = 0) -> CausalVAE:

@@ -211,10 +211,12 @@ def native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def load_interpolator(path: str | Path | None = None, *, bf16: bool | None = None) -> FrameInterpolator:
-    """The interpolator in `path`: an exported directory (config.json + interp.safetensors) or an
-    `interp` training run (its EMA weights); None is the shipped one. In eval mode, on the CPU.
-    `bf16` (None: where native) runs its convolutions under bf16 autocast (warping stays fp32)."""
+def load_stage(
+    path: str | Path | None, key: str, cfg_cls: type, model_cls: type, bf16: bool | None
+) -> nn.Module:
+    """A post stage from `path`: an exported directory (config.json's `key` entry + `<key>.safetensors`)
+    or a training run (its EMA weights); None is the shipped one. In eval mode, on the CPU; `bf16`
+    (None: where native) runs its convolutions under bf16 autocast."""
     from safetensors.torch import load_file
 
     path = Path(path) if path is not None else WEIGHTS
@@ -222,14 +224,19 @@ def load_interpolator(path: str | Path | None = None, *, bf16: bool | None = Non
         from mutoscope.train import checkpoint
 
         ckpt = checkpoint.load(path)
-        cfg, state = from_dict(InterpConfig, ckpt["model_cfg"]), ckpt["ema"]
+        cfg, state = from_dict(cfg_cls, ckpt["model_cfg"]), ckpt["ema"]
     else:
-        cfg = from_dict(InterpConfig, json.loads((path / "config.json").read_text())["interp"])
-        state = load_file(path / "interp.safetensors")
-    model = FrameInterpolator(cfg)
+        cfg = from_dict(cfg_cls, json.loads((path / "config.json").read_text())[key])
+        state = load_file(path / f"{key}.safetensors")
+    model = model_cls(cfg)
     model.load_state_dict(state)
     model.bf16 = native_bf16() if bf16 is None else bf16
     return model.eval().requires_grad_(False)
+
+
+def load_interpolator(path: str | Path | None = None, *, bf16: bool | None = None) -> FrameInterpolator:
+    """The interpolator (load_stage; warping stays fp32 under bf16)."""
+    return load_stage(path, "interp", InterpConfig, FrameInterpolator, bf16)
 
 
 # ---------------------------------------------------------------- inference
