@@ -197,6 +197,8 @@ def test_models_lists_capabilities(server):
     caps = model["capabilities"]
     assert (caps["width"], caps["height"], caps["frames"], caps["fps"]) == (32, 32, 8, 8.0)
     # The test preset's DiT takes control inputs: every control, and extension to 600 s.
-    assert caps["controls"] == {"keyframes": True, "camera": True, "motion_brush": True, "extend": True}
+    assert caps["controls"] == dict.fromkeys(
+        ("keyframes", "camera", "motion_brush", "extend", "storyboard"), True
+    )
     assert caps["max_seconds"] == 600.0
     assert "euler" in caps["samplers"]
