@@ -291,3 +291,16 @@ def test_30_fps_and_upscaled_sizes_through_generate(pipe, tmp_path):
     assert result.record["base"] == {"width": 32, "height": 32, "fps": 8.0, "frames": 8}
     assert {"interpolate_s", "upscale_s", "mark_s", "encode_s"} <= set(result.timings)
     assert all(v >= 0 for v in result.timings.values())
+
+
+def test_a_loop_longer_than_a_segment_conditions_its_last_segment_on_the_first_frame(pipe, tmp_path):
+    from mutoscope.generate import _check, _segment_cond
+
+    first = np.zeros((32, 32, 3), np.uint8)
+    plan = _check(
+        pipe, GenerationRequest("a ball", seconds=1.5, loop=True, first_frame=first), tmp_path / "x.mp4"
+    )
+    assert len(plan.segments) == 2 and plan.end is plan.first
+    C = pipe.config.vae.latent_channels
+    last = _segment_cond(pipe, plan, 1, 4, np.zeros((4, 32, 32, 3), np.uint8), None)
+    assert last[0, C, -1].min() == 1.0  # the end keyframe's mask is set in the last segment

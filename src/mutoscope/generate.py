@@ -117,11 +117,9 @@ def bf16_default(device: torch.device) -> bool:
         return torch.cuda.is_bf16_supported()
     if device.type != "cpu":
         return False
-    try:  # oneDNN reports bf16 "supported" on any AVX512 CPU, emulated and slower; ask for the real thing
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    from mutoscope.post.interpolate import native_bf16
+
+    return native_bf16()
 
 
 def load_model(path: str | Path | None = None, *, preset: str | None = None, device: str = "cpu",
@@ -214,6 +212,11 @@ class Plan:
     negative: str = ""
     notes: list[str] = field(default_factory=list)
     anchor: bool = True
+
+    @property
+    def end(self) -> np.ndarray | None:
+        """The frame the video must end on: the last keyframe, or the first one for a loop."""
+        return self.last if self.last is not None else (self.first if self.loop else None)
 
     @property
     def controlled(self) -> bool:
@@ -406,11 +409,9 @@ def _segment_cond(pipe: Pipeline, plan: Plan, k: int, start: int, tail, first) -
             controls.set_keyframes(
                 cond, controls.still_latents(pipe.vae, _to_model(first[None], weight))[0][:, None], [0]
             )
-        last = plan.last if plan.last is not None else (first if plan.loop else None)
-        if last is not None and k == len(plan.segments) - 1:
-            controls.set_keyframes(
-                cond, controls.still_latents(pipe.vae, _to_model(last[None], weight))[0][:, None], [T - 1]
-            )
+        if plan.end is not None and k == len(plan.segments) - 1:
+            end = controls.still_latents(pipe.vae, _to_model(plan.end[None], weight))[0]
+            controls.set_keyframes(cond, end[:, None], [T - 1])
     return cond[None].to(pipe.device)
 
 
@@ -451,11 +452,10 @@ def _base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) 
         rgb = rearrange(rgb, "c t h w -> t h w c").cpu().numpy()
         timings["decode_s"] = timings.get("decode_s", 0.0) + time.perf_counter() - t0
         if plan.anchor:
-            last = plan.last if plan.last is not None else (plan.first if plan.loop else None)
             anchor(
                 rgb,
                 tail if tail is not None else (first if k == 0 else None),
-                last if k == n - 1 else None,
+                plan.end if k == n - 1 else None,
                 td,
             )
         new = rgb if tail is None else rgb[td:]  # a continuation repeats its tail: drop it

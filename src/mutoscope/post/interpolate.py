@@ -202,8 +202,8 @@ def blend(frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor) -> torch.
 
 
 def native_bf16() -> bool:
-    """Whether this CPU does bf16 matmuls natively (AVX512-BF16 / AMX): oneDNN emulates them on other
-    AVX512 CPUs, slower than fp32 (as generate.bf16_default, which this module does not import)."""
+    """Whether this CPU does bf16 matmuls natively (AVX512-BF16 / AMX): oneDNN reports bf16 "supported"
+    on any AVX512 CPU and emulates it, slower than fp32. generate.bf16_default asks this for the CPU."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
