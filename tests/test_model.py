@@ -46,7 +46,7 @@ def test_block_shapes_and_fresh_block_is_identity():
     model = DiT(dataclasses.replace(CFG, long_skip=True))
     *_, mask = _inputs()
     h = torch.randn(2, 2 * 2 * 3, 32)  # (B, N, D) for a (2, 2, 3) token grid
-    c, ctx = torch.randn(2, 32), torch.randn(2, 5, 32)
+    c, ctx = torch.randn(2, 1, 32), torch.randn(2, 5, 32)  # c per sample (one frame)
     rope = rope_tables(rope_angles((2, 2, 3), 16), torch.float32)
     first, last = model.blocks[0], model.blocks[-1]
     assert isinstance(first, DiTBlock) and first.skip is None and last.skip is not None
@@ -90,6 +90,39 @@ def test_rope_relative_positions():
         assert not torch.allclose(score[(0, 1, 2, 1, 2, 3)], score[(0, 1, 2, *b2)])
     # Rotation keeps norms.
     assert torch.allclose(qr.norm(dim=-1), q.norm().expand(*grid))
+
+
+def test_self_attention_matches_the_textbook_form():
+    """The fast layout (q and k normalized together, RoPE as a matmul) computes the plain formula:
+    per-head RMS norm with each its own gain, then the pair rotation
+    (x0, x1) -> (x0 c - x1 s, x1 c + x0 s)."""
+    from einops import rearrange
+
+    from mutoscope.model.attention import SelfAttention
+
+    torch.manual_seed(0)
+    attn = SelfAttention(32, 2, qk_norm=True).double()
+    with torch.no_grad():
+        attn.q_norm.weight.uniform_(0.5, 1.5)
+        attn.k_norm.weight.uniform_(0.5, 1.5)
+    grid = (2, 2, 3)
+    x = torch.randn(2, 12, 32, dtype=torch.float64)
+    angles = rope_angles(grid, 16).double()
+    rope = rope_tables(angles, torch.float64)
+
+    def rotate(v):  # pairs turned by their angles, written out
+        c, s = angles.cos(), angles.sin()
+        v0, v1 = v[..., 0::2], v[..., 1::2]
+        return torch.stack([v0 * c - v1 * s, v1 * c + v0 * s], dim=-1).flatten(-2)
+
+    def rms(v, w):
+        return v / v.pow(2).mean(-1, keepdim=True).add(1e-6).sqrt() * w
+
+    q, k, v = rearrange(attn.qkv(x), "b n (three h d) -> three b h n d", three=3, h=2)
+    q, k = rotate(rms(q, attn.q_norm.weight)), rotate(rms(k, attn.k_norm.weight))
+    ref = attn.out(rearrange(torch.softmax(q @ k.transpose(-1, -2) / 4.0, -1) @ v, "b h n d -> b n (h d)"))
+    with torch.no_grad():
+        assert torch.allclose(attn(x, rope), ref, atol=1e-10)
 
 
 def test_rope_split():
