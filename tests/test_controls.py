@@ -41,6 +41,51 @@ def test_camera_flow_pan_is_uniform_zoom_is_radial():
     assert np.abs(still).max() == 0
 
 
+@pytest.mark.parametrize(
+    ("move", "axis", "sign"),
+    [(Camera.PAN_RIGHT, 0, -1), (Camera.TILT_UP, 1, 1), (Camera.ZOOM_IN, 2, 1), (Camera.ORBIT, 3, 1)],
+)
+def test_camera_summary_reads_each_move_on_its_own_axis(move, axis, sign):
+    cond = torch.zeros(1, 10, 4, 8, 8)  # the test preset: 4 latent channels + 6
+    cond[0, 5:7] = torch.from_numpy(controls.camera_flow(camera_params(move, TIMES), (8, 8), 4))
+    cond[0, 7] = 1.0
+    summary = controls.camera_summary(cond, 4)[0]  # (T', 5)
+    assert summary.shape == (4, controls.CAMERA_SUMMARY)
+    assert torch.equal(summary[:, 4], torch.ones(4))  # the given flag
+    moving = summary[-1, :4]
+    assert sign * moving[axis] > 0.1  # the requested axis grows...
+    others = torch.cat([moving[:axis], moving[axis + 1 :]])
+    # ...and it dominates (a turn's chord also draws points inwards: a third of its angle as zoom)
+    assert others.abs().max() < 0.35 * moving[axis].abs()
+    assert summary[0, :4].abs().max() < moving[axis].abs()  # and grows with time from frame 0
+
+
+def test_guidance_drops_the_motion_controls_and_keeps_the_keyframes():
+    from types import SimpleNamespace
+
+    from mutoscope.generate import _with_cond
+
+    seen = []
+
+    class Recorder:  # a DiT of 4 latent channels that records the controls it is given
+        cfg = SimpleNamespace(in_channels=4)
+
+        def __call__(self, x, t, text, mask, c):
+            seen.append(c)
+            return x
+
+    fake = Recorder()
+    cond = torch.rand(1, 10, 2, 4, 4) + 0.5
+    model = _with_cond(fake, cond)
+    x = torch.zeros(2, 4, 2, 4, 4)
+    model(x, torch.zeros(2), torch.zeros(2, 1, 8), torch.ones(2, 1, dtype=torch.bool))
+    both = seen[-1]
+    assert torch.equal(both[0], cond[0])  # the conditional half: every control
+    assert torch.equal(both[1, :5], cond[0, :5]) and both[1, 5:].abs().max() == 0  # negative: keys only
+    model(x[:1], torch.zeros(1), torch.zeros(1, 1, 8), torch.ones(1, 1, dtype=torch.bool))
+    assert torch.equal(seen[-1], cond)  # no guidance: no negative half
+
+
 def test_shift_masks_moves_by_frame_units():
     mask = np.zeros((32, 32), np.float32)
     mask[8:12, 4:8] = 1.0
@@ -75,7 +120,8 @@ def test_widened_dit_computes_what_the_text_only_one_did():
     text, mask = torch.randn(2, 5, cfg.text_dim), torch.ones(2, 5, dtype=torch.bool)
     cond = torch.randn(2, cfg.cond_channels, 2, 8, 8)
     with torch.no_grad():
-        assert torch.equal(base(x, t, text, mask), wide(x, t, text, mask, cond))
+        # equal up to rounding: the conditioning is per latent frame now, a matmul of another shape
+        assert torch.allclose(base(x, t, text, mask), wide(x, t, text, mask, cond), atol=1e-6, rtol=0)
 
 
 def test_images_are_center_cropped_then_resized(tmp_path):

@@ -151,7 +151,7 @@ def load_model(path: str | Path | None = None, *, preset: str | None = None, dev
 
         cfg = load_json(ModelConfig, directory / "config.json")
         dit, vae = DiT(cfg.dit), CausalVAE(cfg.vae)
-        dit.load_state_dict(load_file(directory / "dit.safetensors"))
+        dit.load_state_dict(dit.widen_state(load_file(directory / "dit.safetensors")))
         vae.load_state_dict(load_file(directory / "vae.safetensors"))
         has_sample = (directory / "sample.json").is_file()
         sample = load_json(SampleConfig, directory / "sample.json") if has_sample else SampleConfig()
@@ -491,10 +491,21 @@ def anchor(rgb: np.ndarray, start: np.ndarray | None, end: np.ndarray | None, sp
 
 
 def _with_cond(dit: DiT, cond: torch.Tensor | None) -> Callable[..., torch.Tensor]:
-    """The DiT with this segment's control maps bound (repeated over the batch CFG doubles)."""
+    """The DiT with this segment's control maps bound. Under CFG (a doubled batch: conditional, then
+    negative) the negative half keeps the keyframes but loses the motion controls (camera, brush,
+    static), so guidance pushes towards the requested motion as it does towards the prompt: joint
+    guidance over text and motion, which the training's independent dropping of both allows."""
     if cond is None:
         return dit
-    return lambda x, t, text, mask: dit(x, t, text, mask, cond.expand(x.shape[0], -1, -1, -1, -1).to(x.dtype))
+    bound = cond
+
+    def model(x: torch.Tensor, t: torch.Tensor, text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        c = bound
+        if x.shape[0] == 2 * c.shape[0]:
+            c = torch.cat([c, controls.without_motion(c, dit.cfg.in_channels)])
+        return dit(x, t, text, mask, c.expand(x.shape[0], -1, -1, -1, -1).to(x.dtype))
+
+    return model
 
 
 def output_frames(frames: int, src_fps: float, dst_fps: float) -> int:

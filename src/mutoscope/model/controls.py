@@ -105,6 +105,33 @@ def camera_flow(
     return (flow[chunks].mean(axis=1).transpose(1, 0, 2, 3) * FLOW_SCALE).astype(np.float32)
 
 
+CAMERA_SUMMARY = 5  # per latent frame: translation x, y, zoom, rotation, given
+
+
+def camera_summary(cond: torch.Tensor, latent_channels: int) -> torch.Tensor:
+    """(B, T', CAMERA_SUMMARY): the camera flow channels of cond (B, channels, T', h, w) reduced to
+    the least-squares similarity transform per latent frame (translation, zoom, rotation; fixed linear
+    projections, so exact for the presets) plus the given flag. The DiT embeds it per latent frame into
+    its adaLN conditioning: a camera move is global, and reaching every block's modulation is a far
+    shorter path than the per-pixel flow channels alone, which the model barely used (issue 4)."""
+    C = latent_channels
+    flow = cond[:, C + 1 : C + 3].float()  # (B, 2, T', h, w)
+    h, w = flow.shape[-2:]
+    py = (torch.arange(h, device=cond.device) + 0.5) / h - 0.5
+    px = (torch.arange(w, device=cond.device) + 0.5) / w - 0.5
+    py, px = torch.meshgrid(py, px, indexing="ij")
+    r2 = (px**2 + py**2).mean()
+    dx, dy = flow[:, 0], flow[:, 1]
+    parts = (
+        dx.mean((-2, -1)),
+        dy.mean((-2, -1)),
+        (dx * px + dy * py).mean((-2, -1)) / r2,
+        (dy * px - dx * py).mean((-2, -1)) / r2,
+        cond[:, C + 3].float().mean((-2, -1)),
+    )
+    return torch.stack(parts, dim=-1)
+
+
 def shift_masks(mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """(F, H, W): `mask` (H, W) translated by each offset (F, 2), in frame units, bilinear."""
     H, W = mask.shape
@@ -169,6 +196,14 @@ def set_keyframes(cond: torch.Tensor, latents: torch.Tensor, frames: list[int]) 
     for j, k in enumerate(frames):
         cond[:C, k] = latents[:, j]
         cond[C, k] = 1.0
+
+
+def without_motion(cond: torch.Tensor, latent_channels: int) -> torch.Tensor:
+    """cond (B, channels, T', h, w) with the motion controls (camera, brush, static) switched off and
+    the keyframes kept: the negative branch of guidance over the motion controls (generate.py)."""
+    out = cond.clone()
+    out[:, latent_channels + 1 :] = 0
+    return out
 
 
 @torch.no_grad()

@@ -20,15 +20,24 @@ from torch import nn
 
 from mutoscope.config import DiTConfig
 from mutoscope.model.attention import CrossAttention, SelfAttention, rope_angles, rope_tables
+from mutoscope.model.controls import CAMERA_SUMMARY, camera_summary
 from mutoscope.text import masked_mean
 
 TIME_SCALE = 1000.0  # t in [0, 1] is embedded as t * 1000, the range DiT's frequencies were made for
 FREQ_DIM = 256  # sinusoidal channels of the timestep embedding
 
 
+def per_token(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """A conditioning vector per sample and latent frame, v (B, F, D), broadcast over the tokens x
+    (B, N, D) of each frame (tokens are ordered (t h w), N = F x tokens per frame; F = 1: per sample)."""
+    B, N, D = x.shape
+    F = v.shape[1]
+    return v.unsqueeze(2).expand(B, F, N // F, D).reshape(B, N, D)
+
+
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """adaLN: x (B, N, D) scaled and shifted per sample by (B, D) vectors."""
-    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+    """adaLN: x (B, N, D) scaled and shifted per sample and latent frame by (B, F, D) vectors."""
+    return x * (1 + per_token(x, scale)) + per_token(x, shift)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int = FREQ_DIM, max_period: float = 10_000.0) -> torch.Tensor:
@@ -69,13 +78,14 @@ class DiTBlock(nn.Module):
         rope: tuple[torch.Tensor, torch.Tensor],
         skip: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x (B, N, D), c (B, D), text (B, L, D), mask (B, L), rope (cos, sin), skip (B, N, D) -> x."""
+        """x (B, N, D), c (B, F, D) per latent frame (F = 1: per sample), text (B, L, D), mask (B, L),
+        rope (cos, sin), skip (B, N, D) -> x."""
         if self.skip is not None:
             x = self.skip(torch.cat([x, skip], dim=-1))
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.ada(c).chunk(6, dim=-1)
-        x = x + gate_msa.unsqueeze(1) * self.attn(modulate(self.norm1(x), shift_msa, scale_msa), rope)
+        x = x + per_token(x, gate_msa) * self.attn(modulate(self.norm1(x), shift_msa, scale_msa), rope)
         x = x + self.cross(self.norm2(x), text, mask)
-        x = x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm3(x), shift_mlp, scale_mlp))
+        x = x + per_token(x, gate_mlp) * self.mlp(modulate(self.norm3(x), shift_mlp, scale_mlp))
         return x
 
 
@@ -108,6 +118,8 @@ class DiT(nn.Module):
         self.t_embed = Mlp(FREQ_DIM, cfg.dim, cfg.dim)
         self.text_proj = Mlp(cfg.text_dim, cfg.dim, cfg.dim)  # tokens -> model width, shared by all blocks
         self.pool_embed = Mlp(cfg.text_dim, cfg.dim, cfg.dim)  # pooled prompt -> added to c
+        # The camera control per latent frame -> added to c, so c varies by frame (model/controls.py).
+        self.camera_embed = Mlp(CAMERA_SUMMARY, cfg.dim, cfg.dim) if cfg.cond_channels else None
         long = [cfg.long_skip and i >= cfg.depth - cfg.depth // 2 for i in range(cfg.depth)]
         self.blocks = nn.ModuleList(
             DiTBlock(cfg.dim, cfg.heads, cfg.mlp_ratio, cfg.qk_norm, long_skip=s) for s in long
@@ -129,6 +141,11 @@ class DiT(nn.Module):
         for mlp in (self.t_embed, self.text_proj, self.pool_embed):
             for layer in (mlp[0], mlp[2]):
                 nn.init.normal_(layer.weight, std=0.02)
+        # 2b. The camera embedding's output starts at zero: the control starts switched off.
+        if self.camera_embed is not None:
+            nn.init.normal_(self.camera_embed[0].weight, std=0.02)
+            nn.init.zeros_(self.camera_embed[2].weight)
+            nn.init.zeros_(self.camera_embed[2].bias)
         for block in self.blocks:
             # 3. adaLN-Zero: shift = scale = gate = 0, so attention and MLP residuals start switched off.
             nn.init.zeros_(block.ada[-1].weight)
@@ -176,6 +193,11 @@ class DiT(nn.Module):
         )
         h = self.patch_embed(tokens)  # (B, N, D)
         c = self.t_embed(timestep_embedding(t).to(dtype)) + self.pool_embed(masked_mean(text, mask))  # (B, D)
+        c = c[:, None]  # (B, 1, D): one vector per sample unless the camera makes it one per frame
+        if cond is not None and self.camera_embed is not None:
+            cam = camera_summary(cond, self.cfg.in_channels)  # (B, T, 5)
+            cam = cam.reshape(cam.shape[0], grid[0], pt, -1).mean(2)  # per token frame
+            c = c + self.camera_embed(cam.to(dtype))  # (B, T', D)
         ctx = self.text_proj(text)  # (B, L, D)
         angles = rope_angles(grid, self.cfg.dim // self.cfg.heads, device=x.device)  # (N, head_dim / 2)
         rope = rope_tables(angles, dtype)  # cos, sin (N, head_dim)
@@ -192,8 +214,14 @@ class DiT(nn.Module):
 
     def widen_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A state dict of this DiT without control inputs (or with fewer), made to fit this one: the
-        patch embedding's columns for the new input channels are zero, so the model computes what it
-        did and the controls start switched off (as adaLN-Zero starts each block off)."""
+        patch embedding's columns for the new input channels are zero and a missing camera embedding
+        takes this model's initial one (zero output), so the model computes what it did and the
+        controls start switched off (as adaLN-Zero starts each block off)."""
+        own = self.state_dict()
+        state = {
+            **state,
+            **{k: v for k, v in own.items() if k.startswith("camera_embed.") and k not in state},
+        }
         key = "patch_embed.weight"
         w = state[key]
         pt, ph, pw = self.cfg.patch_size

@@ -60,6 +60,9 @@ def load_vae(path: str | Path) -> CausalVAE:
 KEY_MODES = ("none", "first", "first_last", "last", "extend")
 # Most samples keep no keyframe, so that the text stays the main source of what appears.
 KEY_PROBS = (0.6, 0.18, 0.07, 0.03, 0.12)
+# Still, camera-silent clips given a random camera move as a control: the only samples where the
+# control is the sole source of the move (0.35 left the camera control unlearned after 1160 steps).
+CAMERA_OVERRIDE = 0.6
 
 
 def draw_controls(rng: np.random.Generator, spec, text, cfg: ModelConfig, grid) -> tuple[Any, ...]:
@@ -69,7 +72,7 @@ def draw_controls(rng: np.random.Generator, spec, text, cfg: ModelConfig, grid) 
     times = scene_times(spec, cfg.fps)
     says_camera = any(c.type is ClaimType.CAMERA for c in text.claims)
     path, given = None, rng.random() < 0.5
-    if spec.camera is Camera.STATIC and not says_camera and rng.random() < 0.35:
+    if spec.camera is Camera.STATIC and not says_camera and rng.random() < CAMERA_OVERRIDE:
         # A move the caption does not mention: any mix of axes, at any strength the API allows.
         names = rng.choice(
             ("horizontal", "vertical", "zoom", "roll"), size=int(rng.integers(1, 3)), replace=False
