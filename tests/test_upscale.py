@@ -75,3 +75,18 @@ def test_shipped_weights_beat_bicubic_by_2_db_on_held_out_scenes():
     with torch.no_grad():
         pred = model(data["low"])
     assert psnr(pred, data["high"]) > psnr(bicubic(data["low"], 4), data["high"]) + 2.0
+
+
+def test_a_new_sr_run_starts_from_the_shipped_weights(tmp_path):
+    """`mutoscope train sr --init src/mutoscope/weights/post` continues the shipped stage (it ships as
+    upscale.safetensors, not sr.safetensors)."""
+    from safetensors.torch import load_file
+
+    from mutoscope.cli import main
+    from mutoscope.post.interpolate import WEIGHTS as POST_DIR
+
+    args = ["--steps", "1", "--lr", "0", "--batch", "2", "--workers", "0", "--eval-every", "0"]
+    assert main(["train", "sr", "--run", str(tmp_path / "sr"), "--init", str(POST_DIR), *args]) in (0, None)
+    shipped = load_file(POST_DIR / "upscale.safetensors")
+    state = checkpoint.load(tmp_path / "sr")["model"]
+    assert all(torch.equal(state[k].float(), v.float()) for k, v in shipped.items())

@@ -40,8 +40,7 @@ def add_parser(subparsers) -> None:
         p.add_argument("--act-ckpt", action="store_true", help="activation checkpointing")
         p.add_argument("--threads", type=int, help="torch CPU threads (per process)")
         p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
-        if what != "sr":  # the loop starts from <what>.safetensors; sr ships upscale.safetensors
-            p.add_argument("--init", type=Path, help="a new run starts from this exported model's weights")
+        p.add_argument("--init", type=Path, help="a new run starts from this exported model's weights")
         if what == "vae":
             p.add_argument("--crop", type=int, help="train on random crops of this size (0: full frame)")
             p.add_argument("--crop-frames", type=int, help="frames per crop (a multiple of 4; 0: full clip)")
@@ -90,7 +89,7 @@ def run_train(args: argparse.Namespace) -> int:
     import torch
 
     from mutoscope.config import InterpConfig, TrainConfig, UpscaleConfig, preset
-    from mutoscope.train.loop import train
+    from mutoscope.train.loop import WEIGHTS_FILE, train
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -118,9 +117,9 @@ def run_train(args: argparse.Namespace) -> int:
             raise UserError("train.vae", str(e)) from None
         kw["vae_path"] = args.vae
     try:
-        init = getattr(args, "init", None)  # all but sr
-        if init is not None and not (init / f"{args.what}.safetensors").is_file():
-            raise UserError("train.init", f"no {args.what}.safetensors in {init}")
+        init = args.init
+        if init is not None and not (init / WEIGHTS_FILE[args.what]).is_file():
+            raise UserError("train.init", f"no {WEIGHTS_FILE[args.what]} in {init}")
         train(model_cfg, cfg, args.run, device=args.device, init=init, **kw)
     except ValueError as e:
         raise UserError("train.config", str(e)) from None

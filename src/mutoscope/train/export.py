@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 from mutoscope.config import ModelConfig, from_dict, save_json
 from mutoscope.data.world_stream import to_model
 from mutoscope.train import checkpoint, parallel
+from mutoscope.train.loop import WEIGHTS_FILE
 from mutoscope.train.tasks import world
 from mutoscope.vae import CausalVAE, channels_last
 
@@ -96,11 +97,12 @@ def export_post(out: str | Path, *, interp_run: str | Path | None = None,
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / "config.json"
     configs = json.loads(config_path.read_text()) if config_path.exists() else {}
-    for run, what, name in ((interp_run, "interp", "interp"), (sr_run, "sr", "upscale")):
+    for run, what in ((interp_run, "interp"), (sr_run, "sr")):
         if run is not None:
             ckpt = _run(run, what)
-            _save(ckpt["ema"], out / f"{name}.safetensors")
-            configs[name] = ckpt["model_cfg"]
+            name = WEIGHTS_FILE[what]
+            _save(ckpt["ema"], out / name)
+            configs[name.removesuffix(".safetensors")] = ckpt["model_cfg"]
     tmp = config_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(configs, indent=2) + "\n")
     tmp.replace(config_path)

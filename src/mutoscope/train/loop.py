@@ -28,6 +28,9 @@ from mutoscope.config import InterpConfig, ModelConfig, TrainConfig, UpscaleConf
 from mutoscope.train import checkpoint, parallel, tasks
 
 # Dense matmul peak of this machine's 2 cores, measured (issue 3): the denominator of MFU.
+# The file each task's weights ship in (train/export.py writes them, `init` reads them back).
+WEIGHTS_FILE = {"vae": "vae.safetensors", "dit": "dit.safetensors", "interp": "interp.safetensors",
+                "sr": "upscale.safetensors"}  # fmt: skip
 PEAK_FLOPS = {"cpu": {torch.float32: 175e9, torch.bfloat16: 390e9}}
 
 
@@ -75,7 +78,7 @@ def train(
     """Train `cfg.what` ("vae" | "dit" | "interp" | "sr") to cfg.max_steps in run_dir, resuming from
     its checkpoint. `model_cfg` is the task's config: a ModelConfig, or the post stage's own.
 
-    `init`, an exported model directory, starts a new run from its weights (`<what>.safetensors`):
+    `init`, an exported model directory, starts a new run from its weights (WEIGHTS_FILE[what]):
     how training continues in a session that no longer has the last one's run directory, only the
     weights it shipped. A run that has a checkpoint resumes from it and ignores `init`.
     Returns the last logged scalars. Extra keywords go to the task (the DiT task's `vae_path`)."""
@@ -104,7 +107,7 @@ def train(
     elif init is not None:
         from safetensors.torch import load_file
 
-        weights = load_file(Path(init) / f"{cfg.what}.safetensors")
+        weights = load_file(Path(init) / WEIGHTS_FILE[cfg.what])
         if hasattr(model, "widen_state"):  # a DiT gaining control inputs keeps its function
             weights = model.widen_state(weights)
         model.load_state_dict(weights)  # widened to the model's dtype where stored narrower (bf16)
