@@ -46,6 +46,8 @@ def camera(pipe, n: int, out: Path) -> dict:
             "n": len(sel),
             "truth_recovered": sum(r["truth"][0] for r in sel) / len(sel),
             "model_recovered": sum(r["model"][0] for r in sel) / len(sel),
+            "truth_rate": statistics.median(r["truth"][2] for r in sel),
+            "model_rate": statistics.median(r["model"][2] for r in sel),
             "truth_consistency": statistics.median(r["truth"][1] for r in sel),
             "model_consistency": statistics.median(r["model"][1] for r in sel),
         }

@@ -66,6 +66,10 @@ def main() -> None:
         bounds = [base + k * (base - td) for k in range(r["segments"] - 1)]
         kept = boundary_identity(frames, cfg.fps, bounds)
         r["boundaries"], r["identity_kept"] = len(kept), sum(kept) / max(1, len(kept))
+        # The same measure half a segment away from every boundary: what one segment keeps by itself,
+        # so that a loss at the boundaries can be told from the model's own flicker.
+        inside = boundary_identity(frames, cfg.fps, [b + (base - td) // 2 for b in bounds])
+        r["identity_kept_mid_segment"] = sum(inside) / max(1, len(inside))
         r["compute_s_per_video_s"] = r["wall_s"] / seconds
         results[f"base_{seconds:g}s"] = r
         print(f"{seconds:g} s at {cfg.fps:g} fps: {json.dumps(r)}", flush=True)

@@ -350,3 +350,17 @@ def test_a_loop_longer_than_a_segment_conditions_its_last_segment_on_the_first_f
     C = pipe.config.vae.latent_channels
     last = _segment_cond(pipe, plan, 1, 4, np.zeros((4, 32, 32, 3), np.uint8), None)
     assert last[0, C, -1].min() == 1.0  # the end keyframe's mask is set in the last segment
+
+
+def test_camera_measure_reads_the_requested_move_and_how_much_of_it():
+    from dataclasses import replace
+
+    from mutoscope.eval.controls import camera_cases, camera_recovered
+    from mutoscope.world.render import render
+
+    case, move = camera_cases(2)[1]  # a still scene; the second move of the cycle
+    moved = render(replace(case.spec, camera=move))
+    ok, consistency, rate = camera_recovered(moved, 8.0, move)
+    assert ok and 0.7 < rate < 1.3 and consistency > 50
+    still_ok, _, still_rate = camera_recovered(render(case.spec), 8.0, move)
+    assert not still_ok and abs(still_rate) < 0.2

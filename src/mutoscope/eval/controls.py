@@ -65,13 +65,17 @@ def camera_cases(n: int, seed: int = SEED) -> list[tuple[Case, Camera]]:
     return out
 
 
-def camera_recovered(frames: np.ndarray, fps: float, move: Camera) -> tuple[bool, float]:
-    """(the judge reads `move` from the clip, the judge's consistency score)."""
+def camera_recovered(frames: np.ndarray, fps: float, move: Camera) -> tuple[bool, float, float]:
+    """(the judge reads `move` from the clip, the judge's consistency score, how much of the move it
+    measures: the requested axis' rate as a fraction of the world's, signed so that 1.0 is the move
+    done fully and negative the opposite way; a progress measure below the judge's 0.4 cut-off)."""
     from mutoscope.world.judge import judge
 
     report = judge(frames, [], fps=fps)
-    seen, _ = report.reading.camera.classify()
-    return seen is move, report.consistency.score
+    seen, frac = report.reading.camera.classify()
+    family = str(move).split("_")[0]
+    sign = -1.0 if move in (Camera.PAN_RIGHT, Camera.TILT_DOWN, Camera.ZOOM_OUT) else 1.0
+    return seen is move, report.consistency.score, sign * frac[family]
 
 
 def keyframe_cases(n: int, seed: int = SEED) -> list[Case]:
