@@ -497,12 +497,10 @@ def _with_cond(dit: DiT, cond: torch.Tensor | None) -> Callable[..., torch.Tenso
     guidance over text and motion, which the training's independent dropping of both allows."""
     if cond is None:
         return dit
-    bound = cond
+    doubled = torch.cat([cond, controls.without_motion(cond, dit.cfg.in_channels)])  # once, not per step
 
     def model(x: torch.Tensor, t: torch.Tensor, text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        c = bound
-        if x.shape[0] == 2 * c.shape[0]:
-            c = torch.cat([c, controls.without_motion(c, dit.cfg.in_channels)])
+        c = doubled if x.shape[0] == 2 * cond.shape[0] else cond
         return dit(x, t, text, mask, c.expand(x.shape[0], -1, -1, -1, -1).to(x.dtype))
 
     return model
