@@ -6,7 +6,9 @@ uploaded and previewed, camera axes, a motion-brush region painted and its path 
 canvas; the `test` model takes control inputs), extend a finished video from its card, watch a
 job's progress arrive over SSE, play a video, rate it, cancel a job, choose the better of two
 takes, see the format selectors follow a model with upscaled tiers, sign out and back in with the
-API key. Screenshots: out/artifacts/studio.png, and docs/studio_controls.png (the controls open).
+API key. Screenshots: out/artifacts/studio.png and out/artifacts/studio_controls.png (the controls
+open); with MUTOSCOPE_UPDATE_DOCS=1 the latter also refreshes docs/studio_controls.png (a test run
+leaves the tracked files alone otherwise).
 
 Chromium must be at /usr/bin/chromium (`scripts/system-deps.sh` installs it): without it this test
 FAILS, it never skips.
@@ -15,7 +17,9 @@ FAILS, it never skips.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -133,7 +137,9 @@ def test_studio_end_to_end(studio, tmp_path):
         page.mouse.move(0, 0)
         page.set_viewport_size({"width": 1440, "height": 2300})  # the whole composer, controls open
         page.locator(".composer").evaluate("c => c.scrollTo(0, 0)")
-        page.screenshot(path=str(ROOT / "docs" / "studio_controls.png"))
+        page.screenshot(path=str(ARTIFACTS / "studio_controls.png"))
+        if os.environ.get("MUTOSCOPE_UPDATE_DOCS") == "1":
+            shutil.copyfile(ARTIFACTS / "studio_controls.png", ROOT / "docs" / "studio_controls.png")
         page.set_viewport_size({"width": 1440, "height": 1024})
         page.locator("#generate").click()
         expect(cards).to_have_count(3)
