@@ -2,7 +2,7 @@
 segment boundaries, and the 2-minute 1080p30 file (issue 4).
 
     .venv/bin/python bench/long_video.py [--model DIR] [--seconds 10 120] [--hd-seconds 120]
-        [--out out/long]
+        [--out out/long] [--prompt P ...] [--seed N]
 
 Each generation runs in its own process (`mutoscope generate`'s code path, generate()), which
 reports its peak RSS (ru_maxrss) and the stage timings. The base-rate videos are then judged at
@@ -12,6 +12,7 @@ every segment boundary (eval/controls.py, boundary_identity). --hd-seconds 0 ski
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -48,6 +49,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, nargs="+", default=[10, 120])
     parser.add_argument("--hd-seconds", type=float, default=120)
     parser.add_argument("--out", default="out/long")
+    parser.add_argument("--prompt", nargs="+", default=[PROMPT], help="base-rate runs: one per prompt")
+    parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -59,9 +62,10 @@ def main() -> None:
     cfg = load_model(args.model).config
     td, base = cfg.vae.temporal_down, cfg.frames
     results = {}
-    for seconds in args.seconds:
-        path = out / f"base_{seconds:g}s.mp4"
-        r = run(args.model, path, seconds=seconds)
+    for seconds, (p, prompt) in itertools.product(args.seconds, enumerate(args.prompt)):
+        name = f"base_{seconds:g}s" + (f"_p{p}" if len(args.prompt) > 1 else "")
+        path = out / f"{name}.mp4"
+        r = run(args.model, path, seconds=seconds, prompt=prompt, seed=args.seed)
         frames = read_frames(path)
         bounds = [base + k * (base - td) for k in range(r["segments"] - 1)]
         kept = boundary_identity(frames, cfg.fps, bounds)
@@ -71,8 +75,13 @@ def main() -> None:
         inside = boundary_identity(frames, cfg.fps, [b + (base - td) // 2 for b in bounds])
         r["identity_kept_mid_segment"] = sum(inside) / max(1, len(inside))
         r["compute_s_per_video_s"] = r["wall_s"] / seconds
-        results[f"base_{seconds:g}s"] = r
+        r["prompt"] = prompt
+        results[name] = r
         print(f"{seconds:g} s at {cfg.fps:g} fps: {json.dumps(r)}", flush=True)
+    runs = [r for k, r in results.items() if k.startswith("base_")]
+    total = sum(r["boundaries"] for r in runs)
+    kept = sum(r["identity_kept"] * r["boundaries"] for r in runs)
+    print(f"identity kept at the boundaries, all runs: {kept:.0f}/{total} = {kept / max(1, total):.1%}")
     if args.hd_seconds:
         r = run(
             args.model, out / f"hd_{args.hd_seconds:g}s.mp4", seconds=args.hd_seconds, fps=30, size="1080p"
