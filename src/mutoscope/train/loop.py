@@ -202,5 +202,6 @@ def train(
     bar.close()
     if log is not None:
         log.close()
+    del net, loader  # DDP's reducer and its pending work go before the process group does
     parallel.shutdown()
     return {"step": step, **last}

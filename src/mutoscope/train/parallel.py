@@ -42,7 +42,11 @@ def init(device: str | None = None) -> Dist:
 
 
 def shutdown() -> None:
+    """Leave the process group together. Without the barrier a rank that finishes first (rank 0
+    still writing the checkpoint) tears gloo down under its peer's open pairs, and now and then
+    dies at exit with "terminate called without an active exception" (SIGABRT)."""
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
