@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mutoscope.errors import UserError
 
-BASELINES = ("truth", "untrained")
+BASELINES = ("truth", "vae", "untrained")
 
 
 def add_parser(subparsers) -> None:
@@ -26,7 +26,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
     p.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's)")
     p.add_argument("--baselines", default=",".join(BASELINES),
-                   help="comma list of baselines to run beside the model: truth, untrained")  # fmt: skip
+                   help="comma list of baselines to run beside the model: truth, vae (the truth through "
+                        "the model's VAE: the ceiling of its DiT), untrained")  # fmt: skip
     p.add_argument("--no-baselines", dest="baselines", action="store_const", const="")
     p.add_argument("--out", default="out/eval", help="report directory")
     p.set_defaults(func=run)
@@ -34,7 +35,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mutoscope.eval.report import markdown, plot, summarise
-    from mutoscope.eval.runner import run_ground_truth, run_model
+    from mutoscope.eval.runner import run_ground_truth, run_model, run_vae
     from mutoscope.eval.suites import suite
     from mutoscope.generate import load_model
 
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     unknown = set(baselines) - set(BASELINES)
     if unknown:
         raise UserError(
-            "eval.baselines", f"unknown baseline(s) {', '.join(sorted(unknown))}; use truth, untrained"
+            "eval.baselines", f"unknown baseline(s) {', '.join(sorted(unknown))}; use {', '.join(BASELINES)}"
         )
     prompts = suite(args.suite, args.n)
     out = Path(args.out)
@@ -61,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = pipe.config
         if "truth" in baselines:
             run_ground_truth(prompts, out / "truth", cfg.width, cfg.height, cfg.fps, keep)
+        if "vae" in baselines:
+            run_vae(prompts, pipe, out / "vae", keep)
         run_model(prompts, pipe, "model", out / "model", args.steps, args.cfg, keep)
         if "untrained" in baselines:
             fresh = load_model(preset=cfg.name)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mutoscope.world.claims import ClaimType
 
-SOURCE_ORDER = ("ground truth", "model", "untrained")
+SOURCE_ORDER = ("ground truth", "ground truth through the VAE", "model", "untrained")
 
 
 def summarise(rows: list[dict]) -> dict[str, dict]:

@@ -11,6 +11,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from mutoscope.eval.suites import SuitePrompt
 from mutoscope.post.mp4 import write_mp4
 from mutoscope.world.judge import judge
@@ -40,6 +43,27 @@ def run_ground_truth(prompts: list[SuitePrompt], out: Path, width: int, height: 
         path = out / f"{p.index:04d}.mp4"
         write_mp4(path, render(p.spec, width, height, fps), fps, record={"prompt": p.text, "source": "truth"})
         on_row(_row(p, "ground truth", path, time.perf_counter() - start))
+
+
+def vae_roundtrip(vae, frames: np.ndarray) -> np.ndarray:
+    """uint8 (T, H, W, 3) frames encoded to the posterior mean and decoded, in the VAE's dtype."""
+    weight = next(vae.parameters())
+    x = torch.from_numpy(frames).permute(3, 0, 1, 2)[None].to(weight.device, weight.dtype) / 127.5 - 1.0
+    with torch.inference_mode():
+        video = vae.decode(vae.encode(x.contiguous(memory_format=torch.channels_last_3d))[0])[0].float()
+    return ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).cpu().numpy()
+
+
+def run_vae(prompts: list[SuitePrompt], pipe, out: Path, on_row: Callable[[dict], None]) -> None:
+    """The ceiling of any DiT on this VAE: each prompt's ground truth through the VAE and back."""
+    cfg = pipe.config
+    out.mkdir(parents=True, exist_ok=True)
+    for p in prompts:
+        start = time.perf_counter()
+        path = out / f"{p.index:04d}.mp4"
+        frames = vae_roundtrip(pipe.vae, render(p.spec, cfg.width, cfg.height, cfg.fps))
+        write_mp4(path, frames, cfg.fps, record={"prompt": p.text, "source": "vae"})
+        on_row(_row(p, "ground truth through the VAE", path, time.perf_counter() - start))
 
 
 def run_model(prompts: list[SuitePrompt], pipe, source: str, out: Path, steps: int | None,
