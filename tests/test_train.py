@@ -143,6 +143,31 @@ def test_dit_trains_on_the_frozen_vae_and_exports_a_loadable_model(tmp_path):
     assert all(torch.equal(v.to(bf16), ema[k].to(bf16)) for k, v in pipe.dit.state_dict().items())
 
 
+def test_a_deeper_decoder_trained_alone_ships_with_the_dit_of_its_encoder(tmp_path):
+    from mutoscope.generate import load_model
+
+    train(CFG, dataclasses.replace(TCFG, max_steps=2), tmp_path / "vae", progress=False)
+    vae_dir = export(tmp_path / "vae_export", vae_run=tmp_path / "vae", stats_clips=4)
+    cfg = load_json(ModelConfig, vae_dir / "config.json")
+    dit_cfg = TrainConfig(what="dit", batch_size=4, lr=1e-3, warmup_steps=1, max_steps=1, log_every=1,
+                          eval_every=0, num_workers=0, ckpt_every_s=1e9)  # fmt: skip
+    train(cfg, dit_cfg, tmp_path / "dit", progress=False, vae_path=vae_dir)
+    deep = dataclasses.replace(CFG, vae=dataclasses.replace(CFG.vae, decoder_blocks_per_stage=2))
+    decoder_only = dataclasses.replace(TCFG, max_steps=2, freeze_encoder=True)
+    train(deep, decoder_only, tmp_path / "decoder", progress=False, init=vae_dir)
+    model = load_model(export(tmp_path / "model", dit_run=tmp_path / "dit", vae_run=tmp_path / "decoder"))
+    assert model.config.vae == dataclasses.replace(cfg.vae, decoder_blocks_per_stage=2)  # same statistics
+    shipped, trained = load_file(vae_dir / "vae.safetensors"), checkpoint.load(tmp_path / "decoder")["ema"]
+    for k, v in model.vae.state_dict().items():
+        assert torch.equal(
+            v.float(), (shipped if k.startswith("encoder.") else trained)[k].to(v.dtype).float()
+        )
+    assert any(not torch.equal(v, shipped[k]) for k, v in trained.items() if k in shipped)  # it trained
+    train(deep, dataclasses.replace(TCFG, max_steps=2), tmp_path / "both", progress=False, init=vae_dir)
+    with pytest.raises(ValueError, match="trained the encoder"):
+        export(tmp_path / "refused", dit_run=tmp_path / "dit", vae_run=tmp_path / "both")
+
+
 def test_a_new_run_starts_from_exported_weights(tmp_path):
     """A later session has the shipped weights, not the run directory: --init starts from them."""
     train(CFG, dataclasses.replace(TCFG, max_steps=2), tmp_path / "first", progress=False)
@@ -161,13 +186,19 @@ def test_a_new_run_starts_from_exported_weights(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_checkpoints_and_exits_cleanly(tmp_path):
+@pytest.mark.parametrize("workers", [0, 1])
+def test_sigterm_checkpoints_and_exits_cleanly(tmp_path, workers):
+    """SIGTERM to the whole process group, as a scheduler (or `pkill -f`) sends it: the data workers
+    receive it too."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-    cmd = [sys.executable, "-m", "mutoscope.cli", *cli_args(tmp_path, 100_000)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    args = cli_args(tmp_path, 100_000)
+    args[args.index("--workers") + 1] = str(workers)
+    cmd = [sys.executable, "-m", "mutoscope.cli", *args]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            start_new_session=True)  # fmt: skip
     try:
         assert '"step": 2' in "".join(proc.stdout.readline() for _ in range(2))  # two steps logged
-        proc.send_signal(signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     finally:
         proc.kill()

@@ -34,6 +34,13 @@ WEIGHTS_FILE = {"vae": "vae.safetensors", "dit": "dit.safetensors", "interp": "i
 PEAK_FLOPS = {"cpu": {torch.float32: 175e9, torch.bfloat16: 390e9}}
 
 
+def _worker_ignores_sigterm(_worker_id: int) -> None:
+    """A scheduler's SIGTERM (or `pkill -f`) reaches the whole process group: the workers must leave
+    it to the main process, which checkpoints and then stops them. A worker that died of it made
+    the loop raise mid-step instead, losing everything since the last checkpoint."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up to cfg.lr, then constant."""
     return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
@@ -118,7 +125,8 @@ def train(
 
     # Batch k is item k: starting the sampler at `step` is the whole of "restore the data position".
     loader = DataLoader(task.data, batch_size=None, sampler=range(step, cfg.max_steps),
-                        num_workers=cfg.num_workers, persistent_workers=False)  # fmt: skip
+                        num_workers=cfg.num_workers, persistent_workers=False,
+                        worker_init_fn=_worker_ignores_sigterm if cfg.num_workers else None)  # fmt: skip
     use_bf16 = cfg.bf16 and parallel.bf16_supported(d.device)
     dtype = torch.bfloat16 if use_bf16 else torch.float32
     autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=use_bf16)
