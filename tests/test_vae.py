@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -126,3 +128,33 @@ def test_bad_frame_count_is_refused():
         assert "multiple of 4" in str(e)
     else:
         raise AssertionError("6 frames accepted")
+
+
+def test_a_deepened_decoder_starts_as_the_trained_one():
+    small = preset("test").vae
+    shallow = CausalVAE(small)
+    deep = CausalVAE(dataclasses.replace(small, decoder_blocks_per_stage=3))
+    assert len(deep.decoder.blocks) == len(shallow.decoder.blocks) + 2 * len(small.channel_mult)
+    deep.load_state_dict(deep.widen_state(shallow.state_dict()))
+    z = torch.randn(1, small.latent_channels, 2, 4, 4)
+    assert torch.allclose(deep.decode(z), shallow.decode(z), atol=1e-6)
+    x = video()
+    assert torch.equal(deep.encode(x)[0], shallow.encode(x)[0])
+    with pytest.raises(ValueError, match="cannot deepen"):
+        shallow.widen_state(deep.state_dict())
+
+
+def test_decoder_only_training_leaves_the_encoder_as_it_was():
+    from mutoscope.config import TrainConfig
+    from mutoscope.train.tasks import VAETask
+
+    cfg = preset("test")
+    task = VAETask(cfg, TrainConfig(what="vae", batch_size=2, freeze_encoder=True, crop_size=16), 0, 1)
+    before = {k: v.clone() for k, v in task.model.state_dict().items()}
+    opt = torch.optim.AdamW([p for p in task.model.parameters() if p.requires_grad], lr=1e-2)
+    loss, _ = task.loss(task.model, task.data[0])
+    loss.backward()
+    opt.step()
+    after = task.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("encoder."))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))

@@ -44,6 +44,9 @@ def add_parser(subparsers) -> None:
         if what == "vae":
             p.add_argument("--crop", type=int, help="train on random crops of this size (0: full frame)")
             p.add_argument("--crop-frames", type=int, help="frames per crop (a multiple of 4; 0: full clip)")
+            p.add_argument("--decoder-only", action="store_true",
+                           help="train the decoder alone (with --init: the latent space, and so every DiT "
+                                "trained on it, stays valid)")  # fmt: skip
         elif what == "dit":
             p.add_argument("--vae", type=Path, help="exported VAE directory or VAE run directory (frozen)")
             p.add_argument("--caption-dropout", type=float)
@@ -51,7 +54,12 @@ def add_parser(subparsers) -> None:
         p.set_defaults(func=run_train, what=what)
     p = sub.add_parser("export", help="write EMA weights as safetensors + config.json")
     p.add_argument("--vae-run", type=Path, help="a VAE run: its weights, latent statistics measured")
-    p.add_argument("--dit-run", type=Path, help="a DiT run: its weights with the VAE it was trained on")
+    p.add_argument(
+        "--dit-run",
+        type=Path,
+        help="a DiT run (or an exported model): its weights with the VAE "
+        "it was trained on, or with --vae-run's decoder when that run trained the decoder alone",
+    )
     p.add_argument(
         "--out", type=Path, required=True, help="output directory (e.g. src/mutoscope/weights/tiny)"
     )
@@ -105,6 +113,8 @@ def run_train(args: argparse.Namespace) -> int:
         values["bf16"] = False
     if args.act_ckpt:
         values["activation_checkpointing"] = True
+    if getattr(args, "decoder_only", False):
+        values["freeze_encoder"] = True
     cfg = dataclasses.replace(TrainConfig(), **values)
     kw = {}
     if args.what == "dit":
@@ -134,11 +144,14 @@ def run_export(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if (args.vae_run is None) == (args.dit_run is None):
-        raise UserError("train.export", "give one of --vae-run or --dit-run")
-    for run in (args.vae_run, args.dit_run):
-        if run is not None and not (run / "ckpt.pt").exists():
-            raise UserError("train.export", f"{run} has no checkpoint (ckpt.pt)")
+    if args.vae_run is None and args.dit_run is None:
+        raise UserError("train.export", "give --vae-run, --dit-run or both")
+    if args.vae_run is not None and not (args.vae_run / "ckpt.pt").exists():
+        raise UserError("train.export", f"{args.vae_run} has no checkpoint (ckpt.pt)")
+    if args.dit_run is not None and not any(
+        (args.dit_run / f).exists() for f in ("ckpt.pt", "dit.safetensors")
+    ):
+        raise UserError("train.export", f"{args.dit_run} has no checkpoint (ckpt.pt) or exported DiT")
     try:
         path = export(args.out, vae_run=args.vae_run, dit_run=args.dit_run, stats_clips=args.stats_clips)
     except ValueError as e:

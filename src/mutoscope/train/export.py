@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
-from mutoscope.config import ModelConfig, from_dict, save_json
+from mutoscope.config import ModelConfig, from_dict, load_json, save_json
 from mutoscope.data.world_stream import to_model
 from mutoscope.train import checkpoint, parallel
 from mutoscope.train.loop import WEIGHTS_FILE
@@ -58,21 +58,52 @@ def _save(state: dict[str, torch.Tensor], path: Path, dtype: torch.dtype = torch
     tmp.replace(path)
 
 
+def _dit(source: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(config, DiT weights, VAE weights) of a DiT run (its EMA and the VAE it trained on) or of an
+    exported model directory."""
+    source = Path(source)
+    if (source / "dit.safetensors").is_file():
+        cfg = load_json(ModelConfig, source / "config.json")
+        return cfg, load_file(source / "dit.safetensors"), load_file(source / "vae.safetensors")
+    dck = _run(source, "dit")
+    return from_dict(ModelConfig, dck["model_cfg"]), dck["ema"], dck["frozen"]["vae"]
+
+
+def _new_decoder(cfg: ModelConfig, vae_state: dict, vae_run: str | Path) -> tuple[ModelConfig, dict]:
+    """The model with the decoder of a decoder-only VAE run (`train vae --decoder-only`): refused
+    unless that run kept the encoder the DiT was trained on, i.e. the DiT's latent space."""
+    vck = _run(vae_run, "vae")
+    new = vck["ema"]
+    for k, v in vae_state.items():
+        if k.startswith("encoder.") and not torch.allclose(new[k].float(), v.float(), atol=1e-6):
+            raise ValueError(f"{vae_run} trained the encoder ({k} differs): its latents are not the DiT's")
+    vae_cfg = from_dict(ModelConfig, vck["model_cfg"]).vae
+    vae_cfg = dataclasses.replace(vae_cfg, latent_mean=cfg.vae.latent_mean, latent_std=cfg.vae.latent_std)
+    if dataclasses.replace(vae_cfg, decoder_blocks_per_stage=0) != dataclasses.replace(
+        cfg.vae, decoder_blocks_per_stage=0
+    ):
+        raise ValueError(f"{vae_run} is a VAE of another shape than the DiT's")
+    state = {**{k: v for k, v in new.items() if k.startswith("decoder.")},
+             **{k: v for k, v in vae_state.items() if k.startswith("encoder.")}}  # fmt: skip
+    return dataclasses.replace(cfg, vae=vae_cfg), state
+
+
 def export(out: str | Path, *, vae_run: str | Path | None = None, dit_run: str | Path | None = None,
            stats_clips: int = 256) -> Path:  # fmt: skip
     """Write out/config.json and out/vae.safetensors, plus out/dit.safetensors given a DiT run.
 
-    With a VAE run alone: its EMA weights, with latent statistics measured here. With a DiT run: its
-    EMA weights, the frozen VAE it was trained on (saved in its checkpoint) and its config."""
+    With a VAE run alone: its EMA weights, with latent statistics measured here. With a DiT run (or
+    an exported model directory): its EMA weights, the frozen VAE it was trained on (saved in its
+    checkpoint) and its config. With both: the DiT with the VAE run's decoder (see _new_decoder)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if dit_run is not None:
-        dck = _run(dit_run, "dit")
-        cfg = from_dict(ModelConfig, dck["model_cfg"])
-        vae_state = dck["frozen"]["vae"]
+        cfg, dit_state, vae_state = _dit(dit_run)
+        if vae_run is not None:
+            cfg, vae_state = _new_decoder(cfg, vae_state, vae_run)
         # The DiT ships in bf16: half the bytes in the repository, and what inference runs in on a
         # CPU with bf16 matmuls anyway (load_model widens it to fp32 where it runs in fp32).
-        _save(dck["ema"], out / "dit.safetensors", torch.bfloat16)
+        _save(dit_state, out / "dit.safetensors", torch.bfloat16)
     elif vae_run is not None:
         vck = _run(vae_run, "vae")
         cfg = from_dict(ModelConfig, vck["model_cfg"])

@@ -114,6 +114,8 @@ class VAETask:
     def __init__(self, cfg: ModelConfig, tcfg: TrainConfig, rank: int, world_size: int):
         self.cfg, self.tcfg = cfg, tcfg
         self.model = channels_last(CausalVAE(cfg.vae))
+        if tcfg.freeze_encoder:  # AdamW skips parameters without gradients; DDP does not sync them
+            self.model.encoder.requires_grad_(False)
         self.data = Batches(VAESample(cfg, tcfg), tcfg.batch_size, rank, world_size)
         self._held_out: torch.Tensor | None = None
 

@@ -28,6 +28,10 @@ def _temporal_flags(cfg: VAEConfig) -> list[bool]:
     return [i < halvings for i in range(steps)]
 
 
+def decoder_blocks(cfg: VAEConfig) -> int:
+    return cfg.decoder_blocks_per_stage or cfg.blocks_per_stage
+
+
 class Encoder(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
@@ -61,7 +65,7 @@ class Decoder(nn.Module):
         self.blocks = nn.ModuleList()
         cin = chans[-1]
         for i in reversed(range(len(chans))):
-            for _ in range(cfg.blocks_per_stage):
+            for _ in range(decoder_blocks(cfg)):
                 self.blocks.append(ResBlock(cin, chans[i]))
                 cin = chans[i]
             if i > 0:
@@ -115,6 +119,33 @@ class CausalVAE(nn.Module):
         mean, logvar = self.encode(x)
         z = mean + torch.exp(0.5 * logvar) * noise
         return self.decode(z), mean, logvar
+
+    def widen_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A state dict of a VAE with fewer decoder blocks per stage, made to fit this one: each stage
+        keeps its trained blocks first and gains blocks whose last conv is zero, residual identities,
+        so the deeper decoder starts as the trained one and only adds capacity."""
+        per_stage = {k.split(".")[2] for k in state if k.startswith("decoder.blocks.")}
+        stages = len(self.cfg.channel_mult)
+        have = (len(per_stage) - (stages - 1)) // stages  # minus the upsamplers, per stage
+        want = decoder_blocks(self.cfg)
+        if have == want:
+            return state
+        if not 0 < have < want:
+            raise ValueError(f"cannot deepen a decoder of {have} blocks per stage to {want}")
+        own = self.state_dict()
+        out = {k: v for k, v in state.items() if not k.startswith("decoder.blocks.")}
+        for stage in range(stages):
+            old0, new0 = stage * (have + 1), stage * (want + 1)  # a stage: its blocks, then an upsampler
+            for j in range(want + (stage < stages - 1)):
+                new = f"decoder.blocks.{new0 + j}."
+                if j < have or j == want:  # trained blocks, then the upsampler
+                    old = f"decoder.blocks.{old0 + (j if j < have else have)}."
+                    out.update({new + k[len(old) :]: v for k, v in state.items() if k.startswith(old)})
+                else:
+                    for k, v in own.items():
+                        if k.startswith(new):
+                            out[k] = torch.zeros_like(v) if k.startswith(new + "conv2.") else v
+        return out
 
     def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, int, int, int]:
         """(Cz, Tz, Hz, Wz) of a clip of that size."""
