@@ -130,7 +130,7 @@ def test_bad_frame_count_is_refused():
         raise AssertionError("6 frames accepted")
 
 
-def test_a_deepened_decoder_starts_as_the_trained_one():
+def test_a_deepened_vae_starts_as_the_trained_one():
     small = preset("test").vae
     shallow = CausalVAE(small)
     deep = CausalVAE(dataclasses.replace(small, decoder_blocks_per_stage=3))
@@ -140,6 +140,20 @@ def test_a_deepened_decoder_starts_as_the_trained_one():
     assert torch.allclose(deep.decode(z), shallow.decode(z), atol=1e-6)
     x = video()
     assert torch.equal(deep.encode(x)[0], shallow.encode(x)[0])
+    deeper = CausalVAE(dataclasses.replace(small, blocks_per_stage=2, decoder_blocks_per_stage=3))
+    deeper.load_state_dict(deeper.widen_state(shallow.state_dict()))
+    assert len(deeper.encoder.blocks) == len(shallow.encoder.blocks) + len(small.channel_mult)
+    assert torch.allclose(deeper.encode(x)[0], shallow.encode(x)[0], atol=1e-6)
+    wider = CausalVAE(dataclasses.replace(small, latent_channels=2 * small.latent_channels))
+    wider.load_state_dict(wider.widen_state(shallow.state_dict()))
+    mean, logvar = wider.encode(x)
+    c = small.latent_channels
+    assert torch.allclose(mean[:, :c], shallow.encode(x)[0], atol=1e-6)
+    assert torch.allclose(logvar[:, c:], torch.tensor(-10.0))  # the new channels: near-deterministic
+    z2 = torch.cat([z, torch.randn_like(z)], 1)  # whatever the new channels hold, it decodes the same
+    assert torch.allclose(wider.decode(z2), shallow.decode(z), atol=1e-6)
+    with pytest.raises(ValueError, match="cannot narrow"):
+        shallow.widen_state(wider.state_dict())
     with pytest.raises(ValueError, match="cannot deepen"):
         shallow.widen_state(deep.state_dict())
 

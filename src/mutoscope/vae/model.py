@@ -121,25 +121,53 @@ class CausalVAE(nn.Module):
         return self.decode(z), mean, logvar
 
     def widen_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """A state dict of a VAE with fewer decoder blocks per stage, made to fit this one: each stage
-        keeps its trained blocks first and gains blocks whose last conv is zero, residual identities,
-        so the deeper decoder starts as the trained one and only adds capacity."""
-        per_stage = {k.split(".")[2] for k in state if k.startswith("decoder.blocks.")}
+        """A state dict of a VAE with fewer res blocks per stage, made to fit this one: each stage of
+        the encoder and of the decoder keeps its trained blocks first and gains blocks whose last
+        conv is zero, residual identities, so the deeper VAE starts as the trained one and only adds
+        capacity."""
+        for half, want in (("encoder", self.cfg.blocks_per_stage), ("decoder", decoder_blocks(self.cfg))):
+            state = self._deepen(state, f"{half}.blocks.", want)
+        return self._more_latents(state)
+
+    def _more_latents(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """More latent channels than the trained VAE: the decoder's input columns for the new ones are
+        zero (it decodes what it did), the encoder's new means start as its own random features and
+        their log-variances at -10, near-deterministic, so the decoder can learn to use them."""
+        w_in = state["decoder.conv_in.conv.weight"]
+        have, want = w_in.shape[1], self.cfg.latent_channels
+        if have == want:
+            return state
+        if have > want:
+            raise ValueError(f"cannot narrow a VAE of {have} latent channels to {want}")
+        own = self.state_dict()
+        grown = own["decoder.conv_in.conv.weight"].clone()
+        grown[:, have:] = 0
+        grown[:, :have] = w_in
+        out = {**state, "decoder.conv_in.conv.weight": grown}
+        for name in ("weight", "bias"):  # encoder output rows: [means, log-variances]
+            old, new = state[f"encoder.conv_out.conv.{name}"], own[f"encoder.conv_out.conv.{name}"].clone()
+            new[:have], new[want : want + have] = old[:have], old[have:]  # new means keep their own init
+            new[want + have :] = -10.0 if name == "bias" else 0.0
+            out[f"encoder.conv_out.conv.{name}"] = new
+        return out
+
+    def _deepen(self, state: dict[str, torch.Tensor], prefix: str, want: int) -> dict[str, torch.Tensor]:
+        # Both halves are stages of [res blocks..., a resampler], the last stage without resampler.
         stages = len(self.cfg.channel_mult)
-        have = (len(per_stage) - (stages - 1)) // stages  # minus the upsamplers, per stage
-        want = decoder_blocks(self.cfg)
+        indices = {k[len(prefix) :].split(".")[0] for k in state if k.startswith(prefix)}
+        have = (len(indices) - (stages - 1)) // stages
         if have == want:
             return state
         if not 0 < have < want:
-            raise ValueError(f"cannot deepen a decoder of {have} blocks per stage to {want}")
+            raise ValueError(f"cannot deepen {prefix[:-1]} of {have} blocks per stage to {want}")
         own = self.state_dict()
-        out = {k: v for k, v in state.items() if not k.startswith("decoder.blocks.")}
+        out = {k: v for k, v in state.items() if not k.startswith(prefix)}
         for stage in range(stages):
-            old0, new0 = stage * (have + 1), stage * (want + 1)  # a stage: its blocks, then an upsampler
+            old0, new0 = stage * (have + 1), stage * (want + 1)
             for j in range(want + (stage < stages - 1)):
-                new = f"decoder.blocks.{new0 + j}."
-                if j < have or j == want:  # trained blocks, then the upsampler
-                    old = f"decoder.blocks.{old0 + (j if j < have else have)}."
+                new = f"{prefix}{new0 + j}."
+                if j < have or j == want:  # trained blocks, then the resampler
+                    old = f"{prefix}{old0 + min(j, have)}."
                     out.update({new + k[len(old) :]: v for k, v in state.items() if k.startswith(old)})
                 else:
                     for k, v in own.items():
