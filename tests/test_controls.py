@@ -124,6 +124,27 @@ def test_widened_dit_computes_what_the_text_only_one_did():
         assert torch.allclose(base(x, t, text, mask), wide(x, t, text, mask, cond), atol=1e-6, rtol=0)
 
 
+def test_a_dit_widened_to_more_latent_channels_computes_what_it_did_on_the_old_ones():
+    cfg = preset("test").dit  # 4 latent channels, 10 control channels
+    base = DiT(cfg)
+    with torch.no_grad():
+        for p in base.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    wide = DiT(type(cfg)(**{**cfg.__dict__, "in_channels": 8, "cond_channels": controls.cond_channels(8)}))
+    wide.load_state_dict(wide.widen_state(base.state_dict()))
+    x, t = torch.randn(2, 4, 2, 8, 8), torch.rand(2)
+    text, mask = torch.randn(2, 5, cfg.text_dim), torch.ones(2, 5, dtype=torch.bool)
+    cond = torch.randn(2, cfg.cond_channels, 2, 8, 8)
+    more = torch.randn(2, 4, 2, 8, 8)  # whatever the new channels hold, of the latents and the keyframes
+    wide_cond = torch.cat([cond[:, :4], more, cond[:, 4:]], 1)
+    with torch.no_grad():
+        v = wide(torch.cat([x, more], 1), t, text, mask, wide_cond)
+        assert torch.allclose(v[:, :4], base(x, t, text, mask, cond), atol=1e-5, rtol=0)
+        assert torch.equal(v[:, 4:], torch.zeros_like(v[:, 4:]))  # the new channels: zero velocity at first
+    with pytest.raises(ValueError, match="cannot widen"):
+        base.widen_state(wide.state_dict())
+
+
 def test_images_are_center_cropped_then_resized(tmp_path):
     wide = np.zeros((40, 80, 3), np.uint8)
     wide[:, 20:60] = 255  # the centre square is white, the sides black

@@ -20,7 +20,7 @@ from torch import nn
 
 from mutoscope.config import DiTConfig
 from mutoscope.model.attention import CrossAttention, SelfAttention, rope_angles, rope_tables
-from mutoscope.model.controls import CAMERA_SUMMARY, camera_summary
+from mutoscope.model.controls import CAMERA_SUMMARY, camera_summary, cond_channels
 from mutoscope.text import masked_mean
 
 TIME_SCALE = 1000.0  # t in [0, 1] is embedded as t * 1000, the range DiT's frequencies were made for
@@ -213,10 +213,12 @@ class DiT(nn.Module):
         return v.to(x.dtype)  # (B, C, T, H, W)
 
     def widen_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """A state dict of this DiT without control inputs (or with fewer), made to fit this one: the
-        patch embedding's columns for the new input channels are zero and a missing camera embedding
-        takes this model's initial one (zero output), so the model computes what it did and the
-        controls start switched off (as adaLN-Zero starts each block off)."""
+        """A state dict of this DiT without control inputs (or with fewer), or trained on fewer latent
+        channels, made to fit this one: the patch embedding's columns for the new input channels
+        and the final layer's rows for the new latent channels are zero, and a missing camera
+        embedding takes this model's initial one (zero output). The model computes what it did on
+        the channels it knew; the controls start switched off (as adaLN-Zero starts each block off)
+        and the new latent channels at zero velocity, to be learned."""
         own = self.state_dict()
         state = {
             **state,
@@ -224,16 +226,32 @@ class DiT(nn.Module):
         }
         key = "patch_embed.weight"
         w = state[key]
-        pt, ph, pw = self.cfg.patch_size
-        have = w.shape[1] // (pt * ph * pw)
-        want = self.cfg.in_channels + self.cfg.cond_channels
-        if have == want:
+        P = self.cfg.patch_size[0] * self.cfg.patch_size[1] * self.cfg.patch_size[2]
+        C, C0 = self.cfg.in_channels, state["final.linear.weight"].shape[0] // P
+        have, want = w.shape[1] // P, C + self.cfg.cond_channels
+        if (have, C0) == (want, C):
             return state
-        if have > want or have < self.cfg.in_channels:
-            raise ValueError(f"cannot widen a patch embedding of {have} input channels to {want}")
-        grown = w.new_zeros(w.shape[0], pt * ph * pw, want)
-        grown[:, :, :have] = w.reshape(w.shape[0], pt * ph * pw, have)  # tokens are (pt ph pw c)
-        return {**state, key: grown.reshape(w.shape[0], -1)}
+        cond0 = have - C0
+        if C0 == C and C <= have < want:  # fewer control channels: new columns at the end
+            columns = list(range(have))
+        elif C0 < C and cond0 in (0, cond_channels(C0)) and self.cfg.cond_channels == cond_channels(C):
+            # [latents, keyframe latents, extra maps]: each part keeps its first channels' columns
+            columns = [*range(C0), *(C + i for i in range(C0)), *(2 * C + i for i in range(cond0 - C0))][
+                :have
+            ]
+        else:
+            raise ValueError(
+                f"cannot widen a DiT of {C0} latent and {cond0} control channels to {C}, {want - C}"
+            )
+        grown = w.new_zeros(w.shape[0], P, want)
+        grown[:, :, columns] = w.reshape(w.shape[0], P, have)  # tokens are (pt ph pw c)
+        out = {**state, key: grown.reshape(w.shape[0], -1)}
+        for name in ("weight", "bias"):  # the velocity's rows, (pt ph pw c) too
+            old = state[f"final.linear.{name}"]
+            new = old.new_zeros(P, C, *old.shape[1:])
+            new[:, :C0] = old.reshape(P, C0, *old.shape[1:])
+            out[f"final.linear.{name}"] = new.reshape(P * C, *old.shape[1:])
+        return out
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
