@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from mutoscope.cli import main as cli_main
-from mutoscope.config import ModelConfig, TrainConfig, load_json, preset
+from mutoscope.config import ModelConfig, TrainConfig, from_dict, load_json, preset
 from mutoscope.train import checkpoint
 from mutoscope.train.export import export
 from mutoscope.train.loop import train
@@ -166,6 +166,19 @@ def test_a_deeper_decoder_trained_alone_ships_with_the_dit_of_its_encoder(tmp_pa
     train(deep, dataclasses.replace(TCFG, max_steps=2), tmp_path / "both", progress=False, init=vae_dir)
     with pytest.raises(ValueError, match="trained the encoder"):
         export(tmp_path / "refused", dit_run=tmp_path / "dit", vae_run=tmp_path / "both")
+
+
+def test_cli_decoder_only_keeps_the_init_encoder_whatever_the_preset(tmp_path):
+    train(CFG, dataclasses.replace(TCFG, max_steps=2), tmp_path / "vae", progress=False)
+    shipped = export(tmp_path / "shipped", vae_run=tmp_path / "vae", stats_clips=4)
+    args = cli_args(tmp_path / "decoder", 2)
+    args[args.index("--preset") + 1] = "tiny"  # a deeper encoder and decoder than the init's
+    assert cli_main([*args, "--decoder-only", "--init", str(shipped)]) == 0
+    ckpt = checkpoint.load(tmp_path / "decoder")
+    vae_cfg = from_dict(ModelConfig, ckpt["model_cfg"]).vae
+    assert vae_cfg == dataclasses.replace(CFG.vae, decoder_blocks_per_stage=3)
+    weights = load_file(shipped / "vae.safetensors")
+    assert all(torch.equal(ckpt["ema"][k], v) for k, v in weights.items() if k.startswith("encoder."))
 
 
 def test_a_new_run_starts_from_exported_weights(tmp_path):

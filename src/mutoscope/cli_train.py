@@ -115,6 +115,16 @@ def run_train(args: argparse.Namespace) -> int:
         values["activation_checkpointing"] = True
     if getattr(args, "decoder_only", False):
         values["freeze_encoder"] = True
+        if args.init is not None and (args.init / "config.json").is_file():
+            from mutoscope.config import ModelConfig, load_json
+
+            # The encoder stays the init's, shape included; only the decoder takes the preset's depth.
+            init_vae = load_json(ModelConfig, args.init / "config.json").vae
+            depth = model_cfg.vae.decoder_blocks_per_stage or model_cfg.vae.blocks_per_stage
+            vae = dataclasses.replace(
+                init_vae, decoder_blocks_per_stage=depth, latent_mean=0.0, latent_std=1.0
+            )
+            model_cfg = dataclasses.replace(model_cfg, vae=vae)
     cfg = dataclasses.replace(TrainConfig(), **values)
     kw = {}
     if args.what == "dit":

@@ -74,15 +74,15 @@ def _new_decoder(cfg: ModelConfig, vae_state: dict, vae_run: str | Path) -> tupl
     unless that run kept the encoder the DiT was trained on, i.e. the DiT's latent space."""
     vck = _run(vae_run, "vae")
     new = vck["ema"]
-    for k, v in vae_state.items():
-        if k.startswith("encoder.") and not torch.allclose(new[k].float(), v.float(), atol=1e-6):
-            raise ValueError(f"{vae_run} trained the encoder ({k} differs): its latents are not the DiT's")
     vae_cfg = from_dict(ModelConfig, vck["model_cfg"]).vae
     vae_cfg = dataclasses.replace(vae_cfg, latent_mean=cfg.vae.latent_mean, latent_std=cfg.vae.latent_std)
     if dataclasses.replace(vae_cfg, decoder_blocks_per_stage=0) != dataclasses.replace(
         cfg.vae, decoder_blocks_per_stage=0
     ):
-        raise ValueError(f"{vae_run} is a VAE of another shape than the DiT's")
+        raise ValueError(f"{vae_run} has another encoder or latent shape than the DiT's VAE")
+    for k, v in vae_state.items():
+        if k.startswith("encoder.") and not torch.allclose(new[k].float(), v.float(), atol=1e-6):
+            raise ValueError(f"{vae_run} trained the encoder ({k} differs): its latents are not the DiT's")
     state = {**{k: v for k, v in new.items() if k.startswith("decoder.")},
              **{k: v for k, v in vae_state.items() if k.startswith("encoder.")}}  # fmt: skip
     return dataclasses.replace(cfg, vae=vae_cfg), state
