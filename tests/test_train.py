@@ -166,6 +166,12 @@ def test_a_deeper_decoder_trained_alone_ships_with_the_dit_of_its_encoder(tmp_pa
     train(deep, dataclasses.replace(TCFG, max_steps=2), tmp_path / "both", progress=False, init=vae_dir)
     with pytest.raises(ValueError, match="trained the encoder"):
         export(tmp_path / "refused", dit_run=tmp_path / "dit", vae_run=tmp_path / "both")
+    # A VAE trained on, encoder included, ships only when asked: its statistics are measured anew
+    model = load_model(export(tmp_path / "whole", dit_run=tmp_path / "dit", vae_run=tmp_path / "both",
+                              new_encoder=True, stats_clips=4))  # fmt: skip
+    both = checkpoint.load(tmp_path / "both")["ema"]
+    assert all(torch.equal(v.float(), both[k].to(v.dtype).float()) for k, v in model.vae.state_dict().items())
+    assert model.config.vae.latent_std not in (1.0, cfg.vae.latent_std)
 
 
 def test_cli_decoder_only_keeps_the_init_encoder_whatever_the_preset(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -69,12 +70,27 @@ def _dit(source: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor], dict
     return from_dict(ModelConfig, dck["model_cfg"]), dck["ema"], dck["frozen"]["vae"]
 
 
-def _new_decoder(cfg: ModelConfig, vae_state: dict, vae_run: str | Path) -> tuple[ModelConfig, dict]:
-    """The model with the decoder of a decoder-only VAE run (`train vae --decoder-only`): refused
-    unless that run kept the encoder the DiT was trained on, i.e. the DiT's latent space."""
+def _with_vae(cfg: ModelConfig, vae_state: dict, vae_run: str | Path, new_encoder: bool,
+              stats_clips: int) -> tuple[ModelConfig, dict]:  # fmt: skip
+    """The model with the VAE of `vae_run`. By default only its decoder, and only from a run that
+    kept the encoder the DiT was trained on (`train vae --decoder-only`), i.e. the DiT's latent
+    space. `new_encoder`: the whole VAE, its latent statistics measured anew, for a VAE trained on
+    from the DiT's (the DiT then sees latents it was not trained on: the dev suite must say whether
+    it still works, before anything ships)."""
     vck = _run(vae_run, "vae")
     new = vck["ema"]
     vae_cfg = from_dict(ModelConfig, vck["model_cfg"]).vae
+    if new_encoder:
+        if vae_cfg.latent_channels != cfg.dit.in_channels:
+            raise ValueError(
+                f"{vae_run} has {vae_cfg.latent_channels} latent channels, the DiT {cfg.dit.in_channels}"
+            )
+        vae = CausalVAE(vae_cfg)
+        vae.load_state_dict(new)
+        mean, std = latent_stats(vae, cfg, stats_clips)
+        return dataclasses.replace(
+            cfg, vae=dataclasses.replace(vae_cfg, latent_mean=mean, latent_std=std)
+        ), new
     vae_cfg = dataclasses.replace(vae_cfg, latent_mean=cfg.vae.latent_mean, latent_std=cfg.vae.latent_std)
     if dataclasses.replace(vae_cfg, decoder_blocks_per_stage=0) != dataclasses.replace(
         cfg.vae, decoder_blocks_per_stage=0
@@ -89,18 +105,22 @@ def _new_decoder(cfg: ModelConfig, vae_state: dict, vae_run: str | Path) -> tupl
 
 
 def export(out: str | Path, *, vae_run: str | Path | None = None, dit_run: str | Path | None = None,
-           stats_clips: int = 256) -> Path:  # fmt: skip
+           stats_clips: int = 256, new_encoder: bool = False) -> Path:  # fmt: skip
     """Write out/config.json and out/vae.safetensors, plus out/dit.safetensors given a DiT run.
 
     With a VAE run alone: its EMA weights, with latent statistics measured here. With a DiT run (or
     an exported model directory): its EMA weights, the frozen VAE it was trained on (saved in its
-    checkpoint) and its config. With both: the DiT with the VAE run's decoder (see _new_decoder)."""
+    checkpoint) and its config. With both: the DiT with the VAE run's decoder, or its whole VAE
+    (`new_encoder`; see _with_vae). An exported model's sample.json is kept."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if dit_run is not None:
         cfg, dit_state, vae_state = _dit(dit_run)
         if vae_run is not None:
-            cfg, vae_state = _new_decoder(cfg, vae_state, vae_run)
+            cfg, vae_state = _with_vae(cfg, vae_state, vae_run, new_encoder, stats_clips)
+        sample = Path(dit_run) / "sample.json"
+        if sample.is_file() and sample.resolve() != (out / "sample.json").resolve():
+            shutil.copyfile(sample, out / "sample.json")
         # The DiT ships in bf16: half the bytes in the repository, and what inference runs in on a
         # CPU with bf16 matmuls anyway (load_model widens it to fp32 where it runs in fp32).
         _save(dit_state, out / "dit.safetensors", torch.bfloat16)
