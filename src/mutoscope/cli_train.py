@@ -122,8 +122,10 @@ def run_train(args: argparse.Namespace) -> int:
             from mutoscope.config import ModelConfig, load_json
 
             # The encoder stays the init's, shape included; only the decoder takes the preset's depth.
+            from mutoscope.vae.model import decoder_blocks
+
             init_vae = load_json(ModelConfig, args.init / "config.json").vae
-            depth = model_cfg.vae.decoder_blocks_per_stage or model_cfg.vae.blocks_per_stage
+            depth = decoder_blocks(model_cfg.vae)
             vae = dataclasses.replace(
                 init_vae, decoder_blocks_per_stage=depth, latent_mean=0.0, latent_std=1.0
             )

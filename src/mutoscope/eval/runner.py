@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mutoscope.data.world_stream import from_model, to_model
 from mutoscope.eval.suites import SuitePrompt
 from mutoscope.post.mp4 import write_mp4
 from mutoscope.world.judge import judge
@@ -48,10 +49,10 @@ def run_ground_truth(prompts: list[SuitePrompt], out: Path, width: int, height: 
 def vae_roundtrip(vae, frames: np.ndarray) -> np.ndarray:
     """uint8 (T, H, W, 3) frames encoded to the posterior mean and decoded, in the VAE's dtype."""
     weight = next(vae.parameters())
-    x = torch.from_numpy(frames).permute(3, 0, 1, 2)[None].to(weight.device, weight.dtype) / 127.5 - 1.0
+    x = to_model(torch.from_numpy(frames))[None].to(weight.device, weight.dtype)
     with torch.inference_mode():
-        video = vae.decode(vae.encode(x.contiguous(memory_format=torch.channels_last_3d))[0])[0].float()
-    return ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).cpu().numpy()
+        video = vae.decode(vae.encode(x.contiguous(memory_format=torch.channels_last_3d))[0])[0]
+    return from_model(video.float().clamp(-1, 1)).cpu().numpy()
 
 
 def run_vae(prompts: list[SuitePrompt], pipe, out: Path, on_row: Callable[[dict], None]) -> None:

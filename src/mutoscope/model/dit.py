@@ -236,9 +236,9 @@ class DiT(nn.Module):
             columns = list(range(have))
         elif C0 < C and cond0 in (0, cond_channels(C0)) and self.cfg.cond_channels == cond_channels(C):
             # [latents, keyframe latents, extra maps]: each part keeps its first channels' columns
-            columns = [*range(C0), *(C + i for i in range(C0)), *(2 * C + i for i in range(cond0 - C0))][
-                :have
-            ]
+            keyframes = [C + i for i in range(C0)] if cond0 else []
+            extras = [2 * C + i for i in range(cond0 - C0)] if cond0 else []
+            columns = [*range(C0), *keyframes, *extras]
         else:
             raise ValueError(
                 f"cannot widen a DiT of {C0} latent and {cond0} control channels to {C}, {want - C}"

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from mutoscope.config import ModelConfig, from_dict, load_json, save_json
+from mutoscope.config import ModelConfig, VAEConfig, from_dict, load_json, save_json
 from mutoscope.data.world_stream import to_model
 from mutoscope.train import checkpoint, parallel
 from mutoscope.train.loop import WEIGHTS_FILE
@@ -59,6 +59,16 @@ def _save(state: dict[str, torch.Tensor], path: Path, dtype: torch.dtype = torch
     tmp.replace(path)
 
 
+def _with_latent_stats(vae_cfg: VAEConfig, weights: dict[str, torch.Tensor], geometry: ModelConfig,
+                       clips: int) -> tuple[VAEConfig, dict[str, torch.Tensor]]:  # fmt: skip
+    """A VAE's config with its latent mean and std measured over `clips` world clips of `geometry`,
+    and its weights as the model holds them."""
+    vae = CausalVAE(vae_cfg)
+    vae.load_state_dict(weights)
+    mean, std = latent_stats(vae, geometry, clips)
+    return dataclasses.replace(vae_cfg, latent_mean=mean, latent_std=std), vae.state_dict()
+
+
 def _dit(source: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """(config, DiT weights, VAE weights) of a DiT run (its EMA and the VAE it trained on) or of an
     exported model directory."""
@@ -85,12 +95,8 @@ def _with_vae(cfg: ModelConfig, vae_state: dict, vae_run: str | Path, new_encode
             raise ValueError(
                 f"{vae_run} has {vae_cfg.latent_channels} latent channels, the DiT {cfg.dit.in_channels}"
             )
-        vae = CausalVAE(vae_cfg)
-        vae.load_state_dict(new)
-        mean, std = latent_stats(vae, cfg, stats_clips)
-        return dataclasses.replace(
-            cfg, vae=dataclasses.replace(vae_cfg, latent_mean=mean, latent_std=std)
-        ), new
+        vae_cfg, state = _with_latent_stats(vae_cfg, new, cfg, stats_clips)
+        return dataclasses.replace(cfg, vae=vae_cfg), state
     vae_cfg = dataclasses.replace(vae_cfg, latent_mean=cfg.vae.latent_mean, latent_std=cfg.vae.latent_std)
     if dataclasses.replace(vae_cfg, decoder_blocks_per_stage=0) != dataclasses.replace(
         cfg.vae, decoder_blocks_per_stage=0
@@ -127,11 +133,8 @@ def export(out: str | Path, *, vae_run: str | Path | None = None, dit_run: str |
     elif vae_run is not None:
         vck = _run(vae_run, "vae")
         cfg = from_dict(ModelConfig, vck["model_cfg"])
-        vae = CausalVAE(cfg.vae)
-        vae.load_state_dict(vck["ema"])
-        mean, std = latent_stats(vae, cfg, stats_clips)
-        cfg = dataclasses.replace(cfg, vae=dataclasses.replace(cfg.vae, latent_mean=mean, latent_std=std))
-        vae_state = vae.state_dict()
+        vae_cfg, vae_state = _with_latent_stats(cfg.vae, vck["ema"], cfg, stats_clips)
+        cfg = dataclasses.replace(cfg, vae=vae_cfg)
     else:
         raise ValueError("export needs a VAE run or a DiT run")
     _save(vae_state, out / "vae.safetensors")
