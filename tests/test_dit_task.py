@@ -1,17 +1,24 @@
-"""The DiT task's object weighting: where the objects' latents are, and the weighted flow loss."""
+"""The DiT task's object weighting (where the objects' latents are, the weighted flow loss) and its
+epochs over a fixed set of clips (the latents encoded once)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 import torch
 
-from mutoscope.config import preset
-from mutoscope.train.dit_task import object_latents, object_weighted_mean
+from mutoscope.config import ModelConfig, TrainConfig, load_json, preset
+from mutoscope.train.dit_task import DiTTask, object_latents, object_weighted_mean
+from mutoscope.train.export import export
+from mutoscope.train.loop import train
 from mutoscope.world.render import render_layers
 from mutoscope.world.spec import ObjectSpec, SceneSpec
 from mutoscope.world.vocab import Shape
 
 CFG = preset("tiny")  # 64x64, 16 frames; latents 4 x 16 x 16
+TEST = preset("test")  # 32x32, 8 frames
 
 
 def test_object_latents_cover_the_object_and_nothing_else():
@@ -41,3 +48,46 @@ def test_object_weighted_mean_closed_forms():
     assert torch.allclose(object_weighted_mean(on, objects, w), expected)
     # The same error everywhere: the weighted mean is that error whatever the weights.
     assert torch.allclose(object_weighted_mean(torch.full_like(err, 0.3), objects, w), torch.tensor(0.3))
+
+
+@pytest.fixture(scope="module")
+def test_vae(tmp_path_factory) -> Path:
+    """An exported VAE of the test preset (one training step: its weights need not be good)."""
+    tmp = tmp_path_factory.mktemp("vae")
+    vae_cfg = TrainConfig(what="vae", batch_size=2, warmup_steps=1, max_steps=1, eval_every=0,
+                          num_workers=0, crop_size=16, crop_frames=8, ckpt_every_s=1e9)  # fmt: skip
+    train(TEST, vae_cfg, tmp / "run", progress=False)
+    return export(tmp / "export", vae_run=tmp / "run", stats_clips=4)
+
+
+def dit_task(vae: Path, unique_clips: int) -> DiTTask:
+    cfg = load_json(ModelConfig, vae / "config.json")
+    tcfg = TrainConfig(what="dit", batch_size=4, unique_clips=unique_clips, num_workers=0, eval_clips=2)
+    return DiTTask(cfg, tcfg, 0, 1, vae)
+
+
+def test_later_epochs_show_the_same_clips_with_new_noise(test_vae):
+    task = dit_task(test_vae, unique_clips=8)
+    first, again = task.data[1], task.data[3]  # samples 4..7 and 12..15: clips 4..7 both times
+    assert first["clip"].tolist() == again["clip"].tolist() == [4, 5, 6, 7]
+    assert "video" in first and "video" not in again  # the second time, the first epoch's latents
+    assert not torch.equal(first["noise"], again["noise"]) and not torch.equal(first["t"], again["t"])
+    texts = [task.make.stream.scene(c)[1].text for c in range(4, 8)]
+    for batch in (first, again):  # the clip's caption, or "" (the dropout is drawn per sample)
+        assert all(c in ("", text) for c, text in zip(batch["caption"], texts, strict=True))
+        assert sum(c == "" for c in batch["caption"]) < 4
+    with pytest.raises(ValueError, match="multiple of the batch"):
+        dit_task(test_vae, unique_clips=6)
+
+
+def test_a_later_epoch_reuses_the_latents_a_resumed_process_encodes_again(test_vae):
+    task = dit_task(test_vae, unique_clips=8)
+    encoded = task.inputs(task.data[1], task.cache)  # the first epoch: frames through the VAE
+    assert sorted(task.cache) == [4, 5, 6, 7]
+    cached = task.inputs(task.data[3], task.cache)
+    fresh = dit_task(test_vae, unique_clips=8)  # a run resumed in epoch 2: no cache yet
+    again = fresh.inputs(fresh.data[3], fresh.cache)
+    assert sorted(fresh.cache) == [4, 5, 6, 7]
+    for a, b, c in zip(encoded, cached, again, strict=True):
+        assert torch.equal(a, b) and torch.allclose(a, c, atol=1e-5)
+    assert encoded[1].abs().sum() > 0  # control maps were drawn for these clips

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mutoscope import text as text_module
 from mutoscope.config import TextConfig
 from mutoscope.text import TextEncoder, masked_mean, minilm_path, pad_to
 
@@ -43,12 +42,13 @@ def test_matches_transformers_bert(encoder):
     assert (ours_states - hf_states).abs().max().item() < 1e-4
 
 
-def test_padding_does_not_change_states(encoder):
-    """A prompt encoded alone and in a batch with a longer one gives the same token states."""
+def test_a_prompt_s_states_do_not_depend_on_its_batch(encoder):
+    """A prompt encoded alone and in a batch with a longer one gives the same token states, to the
+    bit, and so do the states of its padded batch against the states of the prompt encoded alone."""
     alone = encoder._encode_uncached([PROMPTS[0]])[0]
-    batched = encoder._encode_uncached(PROMPTS)[0]
-    assert alone.shape == batched.shape
-    assert torch.allclose(alone, batched, atol=1e-5)
+    assert torch.equal(alone, encoder._encode_uncached(PROMPTS)[0])
+    padded = encoder._encode_batch(PROMPTS)[0]  # one forward over the padded batch: close only
+    assert alone.shape == padded.shape and torch.allclose(alone, padded, atol=1e-5)
 
 
 def test_meaning_is_carried(encoder):
@@ -60,7 +60,7 @@ def test_meaning_is_carried(encoder):
 
 
 def test_lru_cache(encoder, monkeypatch):
-    monkeypatch.setattr(text_module, "CACHE_SIZE", 2)
+    monkeypatch.setattr(encoder, "cache_size", 2)
     encoder._cache.clear()
     first, _ = encoder.encode(["one"])
     encoder.encode(["two"])

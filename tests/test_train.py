@@ -143,6 +143,23 @@ def test_dit_trains_on_the_frozen_vae_and_exports_a_loadable_model(tmp_path):
     assert all(torch.equal(v.to(bf16), ema[k].to(bf16)) for k, v in pipe.dit.state_dict().items())
 
 
+def test_a_dit_run_over_fixed_clips_resumes_in_a_later_epoch_as_a_straight_run(tmp_path):
+    """8 clips in batches of 4: steps 2 and 3 reuse the latents of steps 0 and 1, which the resumed
+    process (no cache) encodes again."""
+    train(CFG, dataclasses.replace(TCFG, max_steps=1), tmp_path / "vae", progress=False)
+    vae = export(tmp_path / "vae_export", vae_run=tmp_path / "vae", stats_clips=4)
+    cfg = load_json(ModelConfig, vae / "config.json")
+    dit_cfg = TrainConfig(what="dit", batch_size=4, lr=1e-3, warmup_steps=1, max_steps=4, eval_every=0,
+                          num_workers=0, ckpt_every_s=1e9, unique_clips=8)  # fmt: skip
+    train(cfg, dit_cfg, tmp_path / "straight", progress=False, vae_path=vae)
+    train(cfg, dataclasses.replace(dit_cfg, max_steps=3), tmp_path / "resumed", progress=False, vae_path=vae)
+    train(cfg, dit_cfg, tmp_path / "resumed", progress=False, vae_path=vae)
+    a, b = checkpoint.load(tmp_path / "straight"), checkpoint.load(tmp_path / "resumed")
+    assert a["step"] == b["step"] == 4
+    for name, value in a["model"].items():
+        assert torch.allclose(value, b["model"][name], atol=1e-5), name
+
+
 def test_a_deeper_decoder_trained_alone_ships_with_the_dit_of_its_encoder(tmp_path):
     from mutoscope.generate import load_model
 

@@ -51,6 +51,8 @@ def add_parser(subparsers) -> None:
             p.add_argument("--vae", type=Path, help="exported VAE directory or VAE run directory (frozen)")
             p.add_argument("--caption-dropout", type=float)
             p.add_argument("--object-weight", type=float, help="extra loss weight on the objects' latents")
+            p.add_argument("--unique-clips", type=int,
+                           help="epochs over this many clips, encoded once (0: every clip new)")  # fmt: skip
         p.set_defaults(func=run_train, what=what)
     p = sub.add_parser("export", help="write EMA weights as safetensors + config.json")
     p.add_argument("--vae-run", type=Path, help="a VAE run: its weights, latent statistics measured")
@@ -87,7 +89,8 @@ ARG_FIELDS = {"steps": "max_steps", "batch": "batch_size", "lr": "lr", "warmup":
               "ema": "ema_decay", "seed": "seed", "workers": "num_workers", "log_every": "log_every",
               "eval_every": "eval_every", "eval_clips": "eval_clips", "ckpt_every": "ckpt_every_s",
               "crop": "crop_size", "crop_frames": "crop_frames",
-              "caption_dropout": "caption_dropout", "object_weight": "object_weight"}  # fmt: skip
+              "caption_dropout": "caption_dropout", "object_weight": "object_weight",
+              "unique_clips": "unique_clips"}  # fmt: skip
 
 # Defaults per task where TrainConfig's (DiT-minded) defaults do not fit the task.
 TASK_DEFAULTS = {"vae": dict(lr=6e-4, warmup_steps=200, batch_size=8, eval_every=250), "dit": {},

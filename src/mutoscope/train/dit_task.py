@@ -21,9 +21,9 @@ from mutoscope.config import ModelConfig, TrainConfig, from_dict, load_json
 from mutoscope.data.world_stream import to_model
 from mutoscope.diffusion import flow
 from mutoscope.model import DiT, controls
-from mutoscope.text import TextEncoder
+from mutoscope.text import CACHE_SIZE, TextEncoder
 from mutoscope.train import checkpoint
-from mutoscope.train.tasks import HELD_OUT_SEED, Batches, sample_seed, world
+from mutoscope.train.tasks import HELD_OUT_SEED, Batches, collate, sample_seed, world
 from mutoscope.vae import CausalVAE, channels_last
 from mutoscope.world.claims import ClaimType
 from mutoscope.world.motion import (
@@ -132,29 +132,45 @@ def object_weighted_mean(err: torch.Tensor, objects: torch.Tensor, weight: float
 
 class DiTSample:
     """A world clip, its caption (or "" with probability caption_dropout), flow noise and time, and
-    the control inputs drawn for it (all off with `with_controls=False`)."""
+    the control inputs drawn for it (all off with `with_controls=False`).
+
+    With `unique_clips` N, sample i shows clip i mod N: the clip, its caption and its controls are
+    drawn from the clip's number; the caption dropout, noise and time from the sample's. Samples past
+    the first N carry the clip's number instead of its frames: DiTTask reuses the first epoch's
+    latents, the VAE encode being most of a step's cost.
+    """
 
     def __init__(
         self, cfg: ModelConfig, tcfg: TrainConfig, seed: int, latent: tuple[int, ...], dropout: float,
-        with_controls: bool = True,
+        with_controls: bool = True, unique_clips: int = 0,
     ):  # fmt: skip
         self.stream, self.seed, self.latent, self.dropout = world(cfg, seed), seed, latent, dropout
-        self.cfg = cfg
+        self.cfg, self.unique = cfg, unique_clips
         self.with_controls = with_controls and cfg.dit.cond_channels > 0
 
     def __call__(self, index: int) -> dict[str, Any]:
-        cfg = self.cfg
-        spec, text = self.stream.scene(index)
+        clip = index % self.unique if self.unique else index
+        scene = self.stream.scene(clip)
         rng = np.random.default_rng(sample_seed(self.seed, index, 3))
-        caption = "" if rng.random() < self.dropout else text.text
+        caption = "" if rng.random() < self.dropout else scene[1].text
         gen = torch.Generator().manual_seed(sample_seed(self.seed, index, 4))
         t = flow.sample_t(1, gen)[0]
         noise = torch.randn(self.latent, generator=gen)
+        item = {"caption": caption, "t": t, "noise": noise}
+        if self.unique and index >= self.unique:
+            return item | {"clip": torch.tensor(clip)}
+        return item | self.clip_inputs(clip, scene)
+
+    def clip_inputs(self, clip: int, scene=None) -> dict[str, Any]:
+        """What a sample takes from its clip alone: the frames (rendered with the drawn camera), where
+        the objects are, and the control maps (the keyframes' latents still to fill in)."""
+        cfg = self.cfg
+        spec, text = scene or self.stream.scene(clip)
         grid, td = self.latent[-2:], cfg.vae.temporal_down
         cond_shape = (self.latent[1], *grid)
         key, path, maps = "none", None, controls.ControlMaps()
         if self.with_controls:
-            ctl = np.random.default_rng(sample_seed(self.seed, index, 5))
+            ctl = np.random.default_rng(sample_seed(self.seed, clip, 5))
             path, maps, key = draw_controls(ctl, spec, text, cfg, grid)
         frames, alphas = render_layers(spec, cfg.width, cfg.height, cfg.fps, camera=path)
         if self.with_controls and len(spec.objects) and ctl.random() < 0.3:
@@ -163,7 +179,7 @@ class DiTSample:
         still_camera = path is None or all(np.allclose(a, a[0]) for a in path)
         if self.with_controls and still_camera and ctl.random() < 0.15:
             maps.static = controls.static_map(static_mask(spec, alphas, cfg), grid)
-        item = {"video": to_model(torch.from_numpy(frames)), "caption": caption, "t": t, "noise": noise,
+        item = {"clip": torch.tensor(clip), "video": to_model(torch.from_numpy(frames)),
                 "objects": object_latents(alphas, cfg)}  # fmt: skip
         if cfg.dit.cond_channels:
             item["cond"] = maps.tensor(cfg.dit.cond_channels, cond_shape)
@@ -180,11 +196,18 @@ class DiTTask:
         if cfg.dit.in_channels != cfg.vae.latent_channels:
             raise ValueError(f"DiT in_channels {cfg.dit.in_channels} != VAE latent channels")
         self.cfg, self.tcfg = cfg, tcfg
-        self.text = TextEncoder(cfg.text)
+        # Every clip's caption stays cached over the epochs (~30 kB each), with the empty one.
+        self.text_cache = max(CACHE_SIZE, tcfg.unique_clips + 1)
+        self.text = TextEncoder(cfg.text, cache_size=self.text_cache)
         self.model = DiT(cfg.dit)
         latent = self.vae.latent_shape(cfg.frames, cfg.height, cfg.width)
-        make = DiTSample(cfg, tcfg, tcfg.seed, latent, tcfg.caption_dropout)
-        self.data = Batches(make, tcfg.batch_size, rank, world_size)
+        unique = tcfg.unique_clips
+        if unique < 0 or unique % tcfg.batch_size:
+            raise ValueError(f"unique clips {unique} are not a multiple of the batch {tcfg.batch_size}")
+        self.make = DiTSample(cfg, tcfg, tcfg.seed, latent, tcfg.caption_dropout, unique_clips=unique)
+        self.data = Batches(self.make, tcfg.batch_size, rank, world_size)
+        # clip -> (latents, control maps, object cover), this rank's, kept from the first epoch
+        self.cache: dict[int, tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]] = {}
         # Held out without controls: the text-to-video loss, comparable with runs before the controls.
         held = DiTSample(cfg, tcfg, HELD_OUT_SEED, latent, 0.0, with_controls=False)
         self.held_out = Batches(held, tcfg.eval_clips, 0, 1)[0]
@@ -193,7 +216,7 @@ class DiTTask:
         self.model.to(device)
         self.vae.to(device)
         if device != self.text.device:
-            self.text = TextEncoder(self.cfg.text, device=device)
+            self.text = TextEncoder(self.cfg.text, device=device, cache_size=self.text_cache)
         return self
 
     def frozen_state(self) -> dict[str, Any]:
@@ -207,13 +230,39 @@ class DiTTask:
         return self.vae.normalize(mean.float())
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
-        x0 = self.latents(batch["video"])
+        return self.flow_loss(model, batch, *self.inputs(batch, self.cache if self.make.unique else None))
+
+    def inputs(self, batch: dict[str, Any], cache: dict | None) -> tuple[torch.Tensor, ...]:
+        """(x0 latents, control maps or None, object cover) of the batch's clips: encoded from their
+        frames (and kept in `cache`), or the cached ones of a later epoch. A run resumed in a later
+        epoch renders and encodes again the clips its new process has not seen."""
+        if "video" in batch:
+            x0 = self.latents(batch["video"])
+            cond = self.keyframes(batch, x0) if "cond" in batch else None
+            objects = batch["objects"].to(x0)
+            if cache is not None:
+                for b, clip in enumerate(batch["clip"].tolist()):
+                    cache[clip] = (x0[b], None if cond is None else cond[b], objects[b])
+            return x0, cond, objects
+        clips = batch["clip"].tolist()
+        missing = [c for c in clips if c not in cache]
+        if missing:
+            device = batch["noise"].device
+            again = collate([self.make.clip_inputs(c) for c in missing])
+            self.inputs({k: v.to(device) if torch.is_tensor(v) else v for k, v in again.items()}, cache)
+        rows = [cache[c] for c in clips]
+        cond = None if rows[0][1] is None else torch.stack([r[1] for r in rows])
+        return torch.stack([r[0] for r in rows]), cond, torch.stack([r[2] for r in rows])
+
+    def flow_loss(
+        self, model: nn.Module, batch: dict[str, Any], x0: torch.Tensor, cond: torch.Tensor | None,
+        objects: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[str, float]]:  # fmt: skip
         text, mask = self.text.encode(batch["caption"])
         noise, t = batch["noise"].to(x0), batch["t"].to(x0)
-        cond = self.keyframes(batch, x0) if "cond" in batch else None
         v = model(flow.interpolate(x0, noise, t), t, text, mask, cond)
         err = (v.float() - flow.target(x0, noise)).pow(2)  # (B, Cz, T', H', W')
-        objects = batch["objects"].to(err)  # (B, 1, T', H', W')
+        objects = objects.to(err)  # (B, 1, T', H', W')
         # Fading to 0 at pure noise: a weight that depends on the target (where the objects really
         # are) biases the optimum towards "object" wherever x_t leaves that uncertain, most near t = 1,
         # where it would paint objects everywhere; near the data x_t shows where they are.
@@ -249,7 +298,7 @@ class DiTTask:
         batch = {k: v.to(next(model.parameters()).device) if torch.is_tensor(v) else v
                  for k, v in self.held_out.items()}  # fmt: skip
         with autocast:
-            _, metrics = self.loss(model, batch)
+            _, metrics = self.flow_loss(model, batch, *self.inputs(batch, cache=None))
         model.train()
         # "loss" stays the flat flow loss, comparable with the runs before the object weighting.
         return {"loss": metrics["flat"], "loss_objects": metrics["objects"]}

@@ -48,11 +48,13 @@ class Batches(Dataset):
 
     def __getitem__(self, step: int) -> dict[str, Any]:
         first = step * self.batch_size + self.rank * self.local
-        items = [self.make(i) for i in range(first, first + self.local)]
-        stack = {k: torch.is_tensor(v) for k, v in items[0].items()}
-        return {
-            k: torch.stack([it[k] for it in items]) if stack[k] else [it[k] for it in items] for k in stack
-        }
+        return collate([self.make(i) for i in range(first, first + self.local)])
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Samples (dicts with the same keys) into a batch: tensors stacked, anything else listed."""
+    stack = {k: torch.is_tensor(v) for k, v in items[0].items()}
+    return {k: torch.stack([it[k] for it in items]) if stack[k] else [it[k] for it in items] for k in stack}
 
 
 # --- VAE ----------------------------------------------------------------------------------------
