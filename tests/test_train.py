@@ -49,6 +49,17 @@ def vae_loss_on_batch0(state: dict | None) -> float:
     return loss.item()
 
 
+DIT_TCFG = TrainConfig(what="dit", batch_size=4, lr=1e-3, warmup_steps=1, max_steps=1, log_every=1,
+                       eval_every=0, eval_clips=2, num_workers=0, ckpt_every_s=1e9)  # fmt: skip
+
+
+def trained_vae(tmp_path: Path) -> tuple[Path, ModelConfig]:
+    """A VAE of the test preset trained 2 steps and exported (with its latent statistics), for a DiT."""
+    train(CFG, dataclasses.replace(TCFG, max_steps=2), tmp_path / "vae", progress=False)
+    out = export(tmp_path / "vae_export", vae_run=tmp_path / "vae", stats_clips=4)
+    return out, load_json(ModelConfig, out / "config.json")
+
+
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tmp_path):
     before = vae_loss_on_batch0(None)
     train(CFG, dataclasses.replace(TCFG, max_steps=30), tmp_path, progress=False)
@@ -123,12 +134,9 @@ def test_export_writes_loadable_weights_and_latent_statistics(tmp_path):
 def test_dit_trains_on_the_frozen_vae_and_exports_a_loadable_model(tmp_path):
     from mutoscope.generate import load_model
 
-    train(CFG, dataclasses.replace(TCFG, max_steps=2), tmp_path / "vae", progress=False)
-    export(tmp_path / "vae_export", vae_run=tmp_path / "vae", stats_clips=4)
-    cfg = load_json(ModelConfig, tmp_path / "vae_export" / "config.json")  # the VAE with its statistics
-    dit_cfg = TrainConfig(what="dit", batch_size=4, lr=1e-3, warmup_steps=1, max_steps=3, log_every=1,
-                          eval_every=3, eval_clips=2, num_workers=0, ckpt_every_s=1e9)  # fmt: skip
-    out = train(cfg, dit_cfg, tmp_path / "dit", progress=False, vae_path=tmp_path / "vae_export")
+    vae, cfg = trained_vae(tmp_path)  # the VAE with its statistics
+    dit_cfg = dataclasses.replace(DIT_TCFG, max_steps=3, eval_every=3)
+    out = train(cfg, dit_cfg, tmp_path / "dit", progress=False, vae_path=vae)
     assert out["step"] == 3 and torch.isfinite(torch.tensor(out["loss"]))
     log = [json.loads(line) for line in (tmp_path / "dit" / "log.jsonl").read_text().splitlines()]
     assert any("eval_loss" in entry for entry in log)
@@ -146,11 +154,8 @@ def test_dit_trains_on_the_frozen_vae_and_exports_a_loadable_model(tmp_path):
 def test_a_dit_run_over_fixed_clips_resumes_in_a_later_epoch_as_a_straight_run(tmp_path):
     """8 clips in batches of 4: steps 2 and 3 reuse the latents of steps 0 and 1, which the resumed
     process (no cache) encodes again."""
-    train(CFG, dataclasses.replace(TCFG, max_steps=1), tmp_path / "vae", progress=False)
-    vae = export(tmp_path / "vae_export", vae_run=tmp_path / "vae", stats_clips=4)
-    cfg = load_json(ModelConfig, vae / "config.json")
-    dit_cfg = TrainConfig(what="dit", batch_size=4, lr=1e-3, warmup_steps=1, max_steps=4, eval_every=0,
-                          num_workers=0, ckpt_every_s=1e9, unique_clips=8)  # fmt: skip
+    vae, cfg = trained_vae(tmp_path)
+    dit_cfg = dataclasses.replace(DIT_TCFG, max_steps=4, unique_clips=8)
     train(cfg, dit_cfg, tmp_path / "straight", progress=False, vae_path=vae)
     train(cfg, dataclasses.replace(dit_cfg, max_steps=3), tmp_path / "resumed", progress=False, vae_path=vae)
     train(cfg, dit_cfg, tmp_path / "resumed", progress=False, vae_path=vae)
@@ -163,12 +168,8 @@ def test_a_dit_run_over_fixed_clips_resumes_in_a_later_epoch_as_a_straight_run(t
 def test_a_deeper_decoder_trained_alone_ships_with_the_dit_of_its_encoder(tmp_path):
     from mutoscope.generate import load_model
 
-    train(CFG, dataclasses.replace(TCFG, max_steps=2), tmp_path / "vae", progress=False)
-    vae_dir = export(tmp_path / "vae_export", vae_run=tmp_path / "vae", stats_clips=4)
-    cfg = load_json(ModelConfig, vae_dir / "config.json")
-    dit_cfg = TrainConfig(what="dit", batch_size=4, lr=1e-3, warmup_steps=1, max_steps=1, log_every=1,
-                          eval_every=0, num_workers=0, ckpt_every_s=1e9)  # fmt: skip
-    train(cfg, dit_cfg, tmp_path / "dit", progress=False, vae_path=vae_dir)
+    vae_dir, cfg = trained_vae(tmp_path)
+    train(cfg, DIT_TCFG, tmp_path / "dit", progress=False, vae_path=vae_dir)
     deep = dataclasses.replace(CFG, vae=dataclasses.replace(CFG.vae, decoder_blocks_per_stage=2))
     decoder_only = dataclasses.replace(TCFG, max_steps=2, freeze_encoder=True)
     train(deep, decoder_only, tmp_path / "decoder", progress=False, init=vae_dir)
