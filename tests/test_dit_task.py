@@ -81,13 +81,17 @@ def test_later_epochs_show_the_same_clips_with_new_noise(test_vae):
 
 
 def test_a_later_epoch_reuses_the_latents_a_resumed_process_encodes_again(test_vae):
+    """As the training loop runs it: the batches made outside autocast, the loss inside."""
     task = dit_task(test_vae, unique_clips=8)
-    encoded = task.inputs(task.data[1], task.cache)  # the first epoch: frames through the VAE
-    assert sorted(task.cache) == [4, 5, 6, 7]
-    cached = task.inputs(task.data[3], task.cache)
+    first, later = task.data[1], task.data[3]
     fresh = dit_task(test_vae, unique_clips=8)  # a run resumed in epoch 2: no cache yet
-    again = fresh.inputs(fresh.data[3], fresh.cache)
+    resumed = fresh.data[3]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        encoded = task.inputs(first, task.cache)  # the first epoch: frames through the VAE
+        assert sorted(task.cache) == [4, 5, 6, 7]
+        cached = task.inputs(later, task.cache)
+        again = fresh.inputs(resumed, fresh.cache)  # renders and encodes clips 4..7 again
     assert sorted(fresh.cache) == [4, 5, 6, 7]
     for a, b, c in zip(encoded, cached, again, strict=True):
-        assert torch.equal(a, b) and torch.allclose(a, c, atol=1e-5)
-    assert encoded[1].abs().sum() > 0  # control maps were drawn for these clips
+        assert torch.equal(a, b) and torch.equal(a, c)
+    assert encoded[1][:, -2].abs().sum() > 0  # a motion brush was drawn for one of these clips

@@ -248,7 +248,8 @@ class DiTTask:
         missing = [c for c in clips if c not in cache]
         if missing:
             device = batch["noise"].device
-            again = collate([self.make.clip_inputs(c) for c in missing])
+            with torch.autocast("cpu", enabled=False):  # made as the DataLoader made them (the brush maps)
+                again = collate([self.make.clip_inputs(c) for c in missing])
             self.inputs({k: v.to(device) if torch.is_tensor(v) else v for k, v in again.items()}, cache)
         rows = [cache[c] for c in clips]
         cond = None if rows[0][1] is None else torch.stack([r[1] for r in rows])

@@ -60,7 +60,12 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 def count_flops(task, model: torch.nn.Module, batch: dict[str, Any], autocast) -> int:
     """FLOPs of one forward + backward on this rank's batch, counted on a throwaway copy of the model
-    (counting the real step would run it under a dispatch mode, off the exact-resume path)."""
+    (counting the real step would run it under a dispatch mode, off the exact-resume path).
+
+    A first, uncounted forward fills what the task keeps between steps (the DiT's latents of a
+    later epoch, which a resumed run encodes again once): the count is then a steady step's."""
+    with torch.no_grad(), autocast:
+        task.loss(model, batch)
     with FlopCounterMode(display=False) as counter:
         with autocast:
             loss, _ = task.loss(model, batch)
@@ -138,7 +143,10 @@ def train(
     stop = []
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
-    flops_per_step, sums, n_sum = None, {}, 0
+    # FLOPs per step, by the batch's kind: a DiT batch with frames (their VAE encode counted) or
+    # one of a later epoch over the same clips (their latents kept: tasks.py).
+    flops_per_step: dict[tuple[str, ...], int] = {}
+    flops_since_log, sums, n_sum = 0, {}, 0
     t_log = t_ckpt = time.time()
     steps_since_log, last = 0, {}
 
@@ -147,9 +155,11 @@ def train(
         lr = lr_at(step, cfg)
         for group in opt.param_groups:
             group["lr"] = lr
-        if flops_per_step is None:
-            flops_per_step = count_flops(task, copy.deepcopy(net if d.world_size == 1 else model), batch,
-                                         autocast) * d.world_size  # fmt: skip
+        kind = tuple(sorted(batch))
+        if kind not in flops_per_step:
+            flops_per_step[kind] = count_flops(task, copy.deepcopy(net if d.world_size == 1 else model),
+                                               batch, autocast) * d.world_size  # fmt: skip
+        flops_since_log += flops_per_step[kind]
         opt.zero_grad(set_to_none=True)
         with autocast:
             loss, metrics = task.loss(net, batch)
@@ -173,7 +183,7 @@ def train(
             sps = steps_since_log * cfg.batch_size / dt
             last.update(step=step, lr=lr, samples_per_s=sps, time=time.time())
             if peak:
-                last["mfu"] = flops_per_step * steps_since_log / dt / peak
+                last["mfu"] = flops_since_log / dt / peak
             if d.main:
                 log.write(json.dumps(last) + "\n")
                 log.flush()
@@ -182,7 +192,7 @@ def train(
                     short = {k: float(f"{v:.5g}") if k != "time" and isinstance(v, float) else v
                              for k, v in last.items()}  # fmt: skip
                     print(json.dumps(short), flush=True)
-            sums, n_sum, steps_since_log, t_log = {}, 0, 0, time.time()
+            sums, n_sum, steps_since_log, flops_since_log, t_log = {}, 0, 0, 0, time.time()
 
         if d.main and cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.max_steps):
             t_eval = time.time()
