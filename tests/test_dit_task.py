@@ -60,10 +60,11 @@ def test_vae(tmp_path_factory) -> Path:
     return export(tmp / "export", vae_run=tmp / "run", stats_clips=4)
 
 
-def dit_task(vae: Path, unique_clips: int) -> DiTTask:
+def dit_task(vae: Path, unique_clips: int, run_dir: Path | None = None, seed: int = 0) -> DiTTask:
     cfg = load_json(ModelConfig, vae / "config.json")
-    tcfg = TrainConfig(what="dit", batch_size=4, unique_clips=unique_clips, num_workers=0, eval_clips=2)
-    return DiTTask(cfg, tcfg, 0, 1, vae)
+    tcfg = TrainConfig(what="dit", batch_size=4, unique_clips=unique_clips, num_workers=0, eval_clips=2,
+                       seed=seed)  # fmt: skip
+    return DiTTask(cfg, tcfg, 0, 1, vae, run_dir=run_dir)
 
 
 def test_later_epochs_show_the_same_clips_with_new_noise(test_vae):
@@ -88,10 +89,24 @@ def test_a_later_epoch_reuses_the_latents_a_resumed_process_encodes_again(test_v
     resumed = fresh.data[3]
     with torch.autocast("cpu", dtype=torch.bfloat16):
         encoded = task.inputs(first, task.cache)  # the first epoch: frames through the VAE
-        assert sorted(task.cache) == [4, 5, 6, 7]
+        assert sorted(task.cache.rows) == [4, 5, 6, 7]
         cached = task.inputs(later, task.cache)
         again = fresh.inputs(resumed, fresh.cache)  # renders and encodes clips 4..7 again
-    assert sorted(fresh.cache) == [4, 5, 6, 7]
+    assert sorted(fresh.cache.rows) == [4, 5, 6, 7]
     for a, b, c in zip(encoded, cached, again, strict=True):
         assert torch.equal(a, b) and torch.equal(a, c)
     assert encoded[1][:, -2].abs().sum() > 0  # a motion brush was drawn for one of these clips
+
+
+def test_the_kept_latents_outlive_the_process_in_the_run_directory(test_vae, tmp_path, monkeypatch):
+    task = dit_task(test_vae, unique_clips=8, run_dir=tmp_path)
+    encoded = task.inputs(task.data[1], task.cache)
+    (store,) = tmp_path.glob("latents-*")
+    assert [p.name for p in store.iterdir()] == ["0000000004.pt"]  # one file a batch, by its first clip
+    resumed = dit_task(test_vae, unique_clips=8, run_dir=tmp_path)
+    monkeypatch.setattr(resumed, "latents", None)  # reading back must not encode anything
+    for a, b in zip(encoded, resumed.inputs(resumed.data[3], resumed.cache), strict=True):
+        assert torch.equal(a, b)
+    # Another seed draws other clips and controls: its store is another directory.
+    other = dit_task(test_vae, unique_clips=8, run_dir=tmp_path, seed=1)
+    assert len(other.cache) == 0 and len(list(tmp_path.glob("latents-*"))) == 2

@@ -111,8 +111,9 @@ class TrainConfig:
     object_weight: float = 8.0
     # DiT only: epochs over this many clips (0: every sample a new clip). Encoding a clip with the
     # frozen VAE costs about twice the DiT's forward and backward pass on it (the tiny presets, CPU):
-    # later epochs reuse the first one's latents (kept in memory, ~160 kB a clip), with new flow
-    # noise, time and caption dropout. A multiple of the batch size.
+    # later epochs reuse the first one's latents (~160 kB a clip, in memory and in the run
+    # directory: train/latent_store.py), with new flow noise, time and caption dropout. A multiple
+    # of the batch size.
     unique_clips: int = 0
     # VAE only: train the decoder alone, the encoder (and so the latent space) frozen.
     freeze_encoder: bool = False

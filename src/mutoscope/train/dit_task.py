@@ -9,6 +9,7 @@ flow.target itself rather than calling flow.loss, which draws noise and t for th
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mutoscope.config import ModelConfig, TrainConfig, from_dict, load_json
+from mutoscope.config import ModelConfig, TrainConfig, from_dict, load_json, to_dict
 from mutoscope.data.world_stream import to_model
 from mutoscope.diffusion import flow
 from mutoscope.model import DiT, controls
 from mutoscope.text import CACHE_SIZE, TextEncoder
 from mutoscope.train import checkpoint
+from mutoscope.train.latent_store import LatentStore, fingerprint
 from mutoscope.train.tasks import HELD_OUT_SEED, Batches, collate, sample_seed, world
 from mutoscope.vae import CausalVAE, channels_last
 from mutoscope.world.claims import ClaimType
@@ -189,7 +191,10 @@ class DiTSample:
 
 
 class DiTTask:
-    def __init__(self, cfg: ModelConfig, tcfg: TrainConfig, rank: int, world_size: int, vae_path: str | Path):
+    def __init__(
+        self, cfg: ModelConfig, tcfg: TrainConfig, rank: int, world_size: int, vae_path: str | Path,
+        run_dir: str | Path | None = None,
+    ):  # fmt: skip
         self.vae = load_vae(vae_path)
         if self.vae.cfg != cfg.vae:
             raise ValueError("the model config's VAE differs from the VAE at --vae (use its config.json)")
@@ -206,8 +211,13 @@ class DiTTask:
             raise ValueError(f"unique clips {unique} are not a multiple of the batch {tcfg.batch_size}")
         self.make = DiTSample(cfg, tcfg, tcfg.seed, latent, tcfg.caption_dropout, unique_clips=unique)
         self.data = Batches(self.make, tcfg.batch_size, rank, world_size)
-        # clip -> (latents, control maps, object cover), this rank's, kept from the first epoch
-        self.cache: dict[int, tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]] = {}
+        # The first epoch's inputs, kept for the later ones (in the run directory too, when given).
+        self.cache = None
+        if unique:
+            key = fingerprint(
+                json.dumps(to_dict(cfg), sort_keys=True), str(tcfg.seed), state=self.vae.state_dict()
+            )
+            self.cache = LatentStore(None if run_dir is None else Path(run_dir) / f"latents-{key}")
         # Held out without controls: the text-to-video loss, comparable with runs before the controls.
         held = DiTSample(cfg, tcfg, HELD_OUT_SEED, latent, 0.0, with_controls=False)
         self.held_out = Batches(held, tcfg.eval_clips, 0, 1)[0]
@@ -230,19 +240,18 @@ class DiTTask:
         return self.vae.normalize(mean.float())
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
-        return self.flow_loss(model, batch, *self.inputs(batch, self.cache if self.make.unique else None))
+        return self.flow_loss(model, batch, *self.inputs(batch, self.cache))
 
-    def inputs(self, batch: dict[str, Any], cache: dict | None) -> tuple[torch.Tensor, ...]:
+    def inputs(self, batch: dict[str, Any], cache: LatentStore | None) -> tuple[torch.Tensor, ...]:
         """(x0 latents, control maps or None, object cover) of the batch's clips: encoded from their
-        frames (and kept in `cache`), or the cached ones of a later epoch. A run resumed in a later
-        epoch renders and encodes again the clips its new process has not seen."""
+        frames (and kept in `cache`), or the kept ones of a later epoch. A run resumed in a later
+        epoch without its store renders and encodes again the clips it lacks."""
         if "video" in batch:
             x0 = self.latents(batch["video"])
             cond = self.keyframes(batch, x0) if "cond" in batch else None
             objects = batch["objects"].to(x0)
             if cache is not None:
-                for b, clip in enumerate(batch["clip"].tolist()):
-                    cache[clip] = (x0[b], None if cond is None else cond[b], objects[b])
+                cache.put(batch["clip"].tolist(), x0, cond, objects)
             return x0, cond, objects
         clips = batch["clip"].tolist()
         missing = [c for c in clips if c not in cache]
@@ -251,9 +260,7 @@ class DiTTask:
             with torch.autocast("cpu", enabled=False):  # made as the DataLoader made them (the brush maps)
                 again = collate([self.make.clip_inputs(c) for c in missing])
             self.inputs({k: v.to(device) if torch.is_tensor(v) else v for k, v in again.items()}, cache)
-        rows = [cache[c] for c in clips]
-        cond = None if rows[0][1] is None else torch.stack([r[1] for r in rows])
-        return torch.stack([r[0] for r in rows]), cond, torch.stack([r[2] for r in rows])
+        return cache.get(clips, batch["noise"].device)
 
     def flow_loss(
         self, model: nn.Module, batch: dict[str, Any], x0: torch.Tensor, cond: torch.Tensor | None,

@@ -146,7 +146,7 @@ class VAETask:
 
 def build(what: str, cfg: Any, tcfg: TrainConfig, rank: int, world_size: int, **kw: Any):
     """The task named `what`: "vae" or "dit" (cfg a ModelConfig), "interp" (an InterpConfig) or "sr"
-    (an UpscaleConfig)."""
+    (an UpscaleConfig). Keywords go to the DiT task (`vae_path`, `run_dir`)."""
     if what == "vae":
         return VAETask(cfg, tcfg, rank, world_size)
     if what == "dit":
