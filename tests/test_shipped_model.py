@@ -14,8 +14,9 @@ from mutoscope.generate import DEFAULT_MODEL, load_model
 # broken or untrained checkpoint cannot land. Measured (docs/MODEL_CARD.md, `mutoscope eval --suite
 # quick --no-baselines`): the shipped weights (2026-12-06: the DiT retrained on the deeper VAE) pass
 # 29.7% of all claims and 14/14 background claims (the DiT before them: 33.7%, 13/14; third session's:
-# 29.7%, 14/14; before: 20.8%, 14/14); a fresh DiT on the same VAE passes 8.9% and 3/14. These floors sit between the two. The goal, >= 70% of all
-# claims, is not reached yet: the checkpoint draws the backgrounds, the objects a quarter of the time.
+# 29.7%, 14/14; before: 20.8%, 14/14); a fresh DiT on the same VAE passes 8.9% and 3/14. These
+# floors sit between the two. The goal, >= 70% of all claims, is not reached yet: the
+# checkpoint draws the backgrounds, the objects a third of the time.
 OVERALL_FLOOR = 0.2
 BACKGROUND_FLOOR = 0.8
 
