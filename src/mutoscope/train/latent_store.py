@@ -4,6 +4,8 @@ each clip's VAE latents, control maps (keyframe latents filled in) and object co
 In memory, and with a directory on disk too (one file per batch, written atomically), so that a
 process that resumes the run (after a preemption, a SIGTERM, a code change) reads them back instead
 of encoding every clip again: at the tiny preset's sizes the encode is 3/4 of a first-epoch step.
+The ranks of a torchrun share the directory (their clips differ, and so their files' names); each
+reads all of it back, which costs memory in proportion to the ranks on one machine.
 """
 
 from __future__ import annotations
