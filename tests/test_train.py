@@ -165,6 +165,15 @@ def test_a_dit_run_over_fixed_clips_resumes_in_a_later_epoch_as_a_straight_run(t
         assert torch.equal(value, b["model"][name]), name
 
 
+def test_cli_reports_unique_clips_that_do_not_fill_batches_in_one_line(tmp_path, capsys):
+    vae, _ = trained_vae(tmp_path)
+    args = ["train", "dit", "--preset", "test", "--run", str(tmp_path / "dit"), "--vae", str(vae),
+            "--batch", "4", "--unique-clips", "6", "--workers", "0", "--steps", "1"]  # fmt: skip
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err
+    assert "not a multiple of the batch 4" in err and err.count("\n") == 1
+
+
 def test_a_deeper_decoder_trained_alone_ships_with_the_dit_of_its_encoder(tmp_path):
     from mutoscope.generate import load_model
 
