@@ -253,14 +253,13 @@ class DiTTask:
             if cache is not None:
                 cache.put(batch["clip"].tolist(), x0, cond, objects)
             return x0, cond, objects
-        clips = batch["clip"].tolist()
+        clips, device = batch["clip"].tolist(), batch["noise"].device
         missing = [c for c in clips if c not in cache]
         if missing:
-            device = batch["noise"].device
             with torch.autocast("cpu", enabled=False):  # made as the DataLoader made them (the brush maps)
                 again = collate([self.make.clip_inputs(c) for c in missing])
             self.inputs({k: v.to(device) if torch.is_tensor(v) else v for k, v in again.items()}, cache)
-        return cache.get(clips, batch["noise"].device)
+        return cache.get(clips, device)
 
     def flow_loss(
         self, model: nn.Module, batch: dict[str, Any], x0: torch.Tensor, cond: torch.Tensor | None,

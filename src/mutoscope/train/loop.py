@@ -105,9 +105,7 @@ def train(
         if saved != model_cfg:
             raise ValueError(f"{run_dir} holds a run of another model config; use a new --run directory")
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-    if cfg.what == "dit":
-        task_kw = {**task_kw, "run_dir": run_dir}  # where it keeps the latents of its fixed clips
-    task = tasks.build(cfg.what, model_cfg, cfg, d.rank, d.world_size, **task_kw)
+    task = tasks.build(cfg.what, model_cfg, cfg, d.rank, d.world_size, run_dir=run_dir, **task_kw)
     model = task.to(d.device).model
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)

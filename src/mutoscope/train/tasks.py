@@ -144,15 +144,17 @@ class VAETask:
         return eval_vae(model, self.held_out().to(next(model.parameters()).device), autocast)
 
 
-def build(what: str, cfg: Any, tcfg: TrainConfig, rank: int, world_size: int, **kw: Any):
+def build(what: str, cfg: Any, tcfg: TrainConfig, rank: int, world_size: int, run_dir: Any = None,
+          **kw: Any):  # fmt: skip
     """The task named `what`: "vae" or "dit" (cfg a ModelConfig), "interp" (an InterpConfig) or "sr"
-    (an UpscaleConfig). Keywords go to the DiT task (`vae_path`, `run_dir`)."""
+    (an UpscaleConfig). The DiT task takes the run directory (where it keeps the latents of its fixed
+    clips) and the keywords (`vae_path`)."""
     if what == "vae":
         return VAETask(cfg, tcfg, rank, world_size)
     if what == "dit":
         from mutoscope.train.dit_task import DiTTask  # needs text/model/diffusion
 
-        return DiTTask(cfg, tcfg, rank, world_size, **kw)
+        return DiTTask(cfg, tcfg, rank, world_size, run_dir=run_dir, **kw)
     if what in ("interp", "sr"):
         from mutoscope.train.post_tasks import InterpTask, UpscaleTask
 
