@@ -4,6 +4,7 @@ exported weights load back."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ from mutoscope.cli import main as cli_main
 from mutoscope.config import ModelConfig, TrainConfig, from_dict, load_json, preset
 from mutoscope.train import checkpoint
 from mutoscope.train.export import export
-from mutoscope.train.loop import train
+from mutoscope.train.loop import lr_at, train
 from mutoscope.train.tasks import VAETask
 from mutoscope.vae import CausalVAE
 
@@ -111,6 +112,25 @@ def test_torchrun_two_ranks_match_one_process(tmp_path):
         assert torch.allclose(a["model"][name], value, atol=1e-5), name
     init = CausalVAE(CFG.vae).state_dict()
     assert any(not torch.allclose(init[n], v, atol=1e-4) for n, v in b["model"].items())  # it trained
+
+
+def test_the_learning_rate_warms_up_holds_then_cools_down():
+    cfg = TrainConfig(lr=1.0, warmup_steps=10, max_steps=100, decay_steps=40)
+    lrs = [lr_at(s, cfg) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9:61] == [1.0] * 52
+    assert lrs[70] == pytest.approx(1 - 0.5) and lrs[99] == pytest.approx(1 - (39 / 40) ** 0.5)
+    assert all(a > b for a, b in itertools.pairwise(lrs[60:]))  # falling to the end
+    assert lr_at(99, dataclasses.replace(cfg, decay_steps=0)) == 1.0
+
+
+def test_cli_cools_the_learning_rate_down_over_the_last_steps(tmp_path, capsys):
+    assert cli_main([*cli_args(tmp_path / "run", 6), "--decay-steps", "4"]) == 0
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [round(entry["lr"] / 1e-3, 4) for entry in log] == [0.5, 1.0, 1.0, 0.5, 0.2929, 0.134]
+    capsys.readouterr()
+    assert cli_main([*cli_args(tmp_path / "bad", 6), "--decay-steps", "7"]) == 2
+    err = capsys.readouterr().err
+    assert "decay steps 7 must lie in [0, 6]" in err and err.count("\n") == 1
 
 
 def test_cli_reports_a_bad_preset_in_one_line(tmp_path, capsys):

@@ -29,6 +29,8 @@ def add_parser(subparsers) -> None:
         p.add_argument("--batch", type=int, help="global batch size")
         p.add_argument("--lr", type=float)
         p.add_argument("--warmup", type=int, help="linear warm-up steps")
+        p.add_argument("--decay-steps", type=int,
+                       help="cool the LR down over the last N steps before --steps (0: none)")  # fmt: skip
         p.add_argument("--ema", type=float, help="EMA decay")
         p.add_argument("--seed", type=int)
         p.add_argument("--workers", type=int, help="DataLoader workers rendering the world")
@@ -86,6 +88,7 @@ def add_parser(subparsers) -> None:
 
 
 ARG_FIELDS = {"steps": "max_steps", "batch": "batch_size", "lr": "lr", "warmup": "warmup_steps",
+              "decay_steps": "decay_steps",
               "ema": "ema_decay", "seed": "seed", "workers": "num_workers", "log_every": "log_every",
               "eval_every": "eval_every", "eval_clips": "eval_clips", "ckpt_every": "ckpt_every_s",
               "crop": "crop_size", "crop_frames": "crop_frames",

@@ -99,6 +99,11 @@ class TrainConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 500
     max_steps: int = 100_000
+    # Warm-up, stable, then a cool-down over the last `decay_steps` steps before max_steps, the
+    # learning rate falling to 0 as 1 - sqrt(progress) (the WSD schedule; Hagele et al. 2024 found
+    # this shape beat linear and matched cosine). A constant-LR run can be resumed with a larger
+    # --steps and --decay-steps to end it. 0 = constant after the warm-up.
+    decay_steps: int = 0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     caption_dropout: float = 0.1  # for classifier-free guidance

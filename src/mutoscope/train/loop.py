@@ -42,8 +42,12 @@ def _worker_ignores_sigterm(_worker_id: int) -> None:
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up to cfg.lr, then constant."""
-    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    """Linear warm-up to cfg.lr, constant, then the cool-down of the last cfg.decay_steps steps."""
+    warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    if cfg.decay_steps <= 0:
+        return cfg.lr * warm
+    into_decay = max(0, step - (cfg.max_steps - cfg.decay_steps))
+    return cfg.lr * warm * (1.0 - math.sqrt(min(1.0, into_decay / cfg.decay_steps)))
 
 
 def ema_decay_at(step: int, cfg: TrainConfig) -> float:
@@ -94,6 +98,8 @@ def train(
     how training continues in a session that no longer has the last one's run directory, only the
     weights it shipped. A run that has a checkpoint resumes from it and ignores `init`.
     Returns the last logged scalars. Extra keywords go to the task (the DiT task's `vae_path`)."""
+    if not 0 <= cfg.decay_steps <= cfg.max_steps:
+        raise ValueError(f"decay steps {cfg.decay_steps} must lie in [0, {cfg.max_steps}] (the run's steps)")
     d = parallel.init(device)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
