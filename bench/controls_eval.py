@@ -22,6 +22,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 
+from mutoscope.allocator import reexec_tuned
 from mutoscope.eval import controls as ec
 from mutoscope.generate import GenerationRequest, generate, load_model
 from mutoscope.post.mp4 import read_frames
@@ -107,6 +108,7 @@ def brush(pipe, n: int, out: Path) -> dict:
 
 
 def main() -> None:
+    reexec_tuned()  # glibc's malloc as the `mutoscope` command has it (MUTOSCOPE_MALLOC=system: not)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="model directory (default: the shipped model)")
     parser.add_argument("--preset", default=None, help="a random model of a preset (a smoke test)")

@@ -21,6 +21,8 @@ from pathlib import Path
 CHILD = """
 import json, os, resource, sys, time
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from mutoscope.allocator import reexec_tuned
+reexec_tuned()  # glibc's malloc as the `mutoscope` command has it
 import torch
 from mutoscope.generate import GenerationRequest, generate, load_model
 torch.set_num_threads(len(os.sched_getaffinity(0)))

@@ -24,6 +24,7 @@ import time
 import numpy as np
 import torch
 
+from mutoscope.allocator import reexec_tuned
 from mutoscope.post.interpolate import (
     blend,
     interpolate_stream,
@@ -97,6 +98,7 @@ def speed(interp, sr, frames: np.ndarray) -> dict[str, float]:
 
 
 def main() -> int:
+    reexec_tuned()  # glibc's malloc as the `mutoscope` command has it (MUTOSCOPE_MALLOC=system: not)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=16, help="held-out clips for PSNR")
     ap.add_argument("--clips-1080", type=int, default=4, help="held-out scenes for PSNR at 1080x1080")

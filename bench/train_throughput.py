@@ -25,6 +25,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see t
 
 import torch
 
+from mutoscope.allocator import reexec_tuned
 from mutoscope.config import ModelConfig, TrainConfig, load_json, preset
 from mutoscope.train.loop import train
 
@@ -48,6 +49,7 @@ def measure(what: str, batch: int, bf16: bool, args: argparse.Namespace) -> dict
 
 
 def main() -> None:
+    reexec_tuned()  # glibc's malloc as the `mutoscope` command has it (MUTOSCOPE_MALLOC=system: not)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--what", nargs="+", default=["vae", "dit"], choices=["vae", "dit"])
     parser.add_argument("--preset", default="tiny")

@@ -12,6 +12,7 @@ import os
 import sys
 
 from mutoscope import __version__
+from mutoscope.allocator import reexec_tuned
 from mutoscope.errors import UserError
 
 # Imported lazily by name so that `mutoscope --help` does not pay for torch or OpenCV.
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     # (16 sampling steps beside a training run: 1.2 s passive, 13-21 s spinning). It must be set
     # before torch loads, which the commands import lazily below.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if argv is None:  # a command line (not a call from Python): large tensors reuse freed pages
+        reexec_tuned()
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
