@@ -11,14 +11,11 @@ import torch
 
 from mutoscope.config import ModelConfig, TrainConfig, load_json, preset
 from mutoscope.train.dit_task import DiTTask, object_latents, object_weighted_mean
-from mutoscope.train.export import export
-from mutoscope.train.loop import train
 from mutoscope.world.render import render_layers
 from mutoscope.world.spec import ObjectSpec, SceneSpec
 from mutoscope.world.vocab import Shape
 
 CFG = preset("tiny")  # 64x64, 16 frames; latents 4 x 16 x 16
-TEST = preset("test")  # 32x32, 8 frames
 
 
 def test_object_latents_cover_the_object_and_nothing_else():
@@ -50,14 +47,10 @@ def test_object_weighted_mean_closed_forms():
     assert torch.allclose(object_weighted_mean(torch.full_like(err, 0.3), objects, w), torch.tensor(0.3))
 
 
-@pytest.fixture(scope="module")
-def test_vae(tmp_path_factory) -> Path:
-    """An exported VAE of the test preset (one training step: its weights need not be good)."""
-    tmp = tmp_path_factory.mktemp("vae")
-    vae_cfg = TrainConfig(what="vae", batch_size=2, warmup_steps=1, max_steps=1, eval_every=0,
-                          num_workers=0, crop_size=16, crop_frames=8, ckpt_every_s=1e9)  # fmt: skip
-    train(TEST, vae_cfg, tmp / "run", progress=False)
-    return export(tmp / "export", vae_run=tmp / "run", stats_clips=4)
+@pytest.fixture
+def test_vae(trained_test_vae) -> Path:
+    """An exported VAE of the test preset (conftest.py)."""
+    return trained_test_vae.export
 
 
 def dit_task(vae: Path, unique_clips: int, run_dir: Path | None = None, seed: int = 0) -> DiTTask:

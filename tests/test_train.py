@@ -54,13 +54,6 @@ DIT_TCFG = TrainConfig(what="dit", batch_size=4, lr=1e-3, warmup_steps=1, max_st
                        eval_every=0, eval_clips=2, num_workers=0, ckpt_every_s=1e9)  # fmt: skip
 
 
-def trained_vae(tmp_path: Path) -> tuple[Path, ModelConfig]:
-    """A VAE of the test preset trained 2 steps and exported (with its latent statistics), for a DiT."""
-    train(CFG, dataclasses.replace(TCFG, max_steps=2), tmp_path / "vae", progress=False)
-    out = export(tmp_path / "vae_export", vae_run=tmp_path / "vae", stats_clips=4)
-    return out, load_json(ModelConfig, out / "config.json")
-
-
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tmp_path):
     before = vae_loss_on_batch0(None)
     train(CFG, dataclasses.replace(TCFG, max_steps=30), tmp_path, progress=False)
@@ -151,10 +144,10 @@ def test_export_writes_loadable_weights_and_latent_statistics(tmp_path):
     assert all(torch.equal(v, ema[k].contiguous()) for k, v in vae.state_dict().items())
 
 
-def test_dit_trains_on_the_frozen_vae_and_exports_a_loadable_model(tmp_path):
+def test_dit_trains_on_the_frozen_vae_and_exports_a_loadable_model(tmp_path, trained_test_vae):
     from mutoscope.generate import load_model
 
-    vae, cfg = trained_vae(tmp_path)  # the VAE with its statistics
+    vae, cfg = trained_test_vae.export, trained_test_vae.cfg  # the VAE with its statistics
     dit_cfg = dataclasses.replace(DIT_TCFG, max_steps=3, eval_every=3)
     out = train(cfg, dit_cfg, tmp_path / "dit", progress=False, vae_path=vae)
     assert out["step"] == 3 and torch.isfinite(torch.tensor(out["loss"]))
@@ -164,17 +157,17 @@ def test_dit_trains_on_the_frozen_vae_and_exports_a_loadable_model(tmp_path):
     pipe = load_model(model_dir)
     assert pipe.config == cfg
     # load_model may keep bf16 copies for fast CPU inference: compare in the pipeline's dtype
-    vae_ema = checkpoint.load(tmp_path / "vae")["ema"]
+    vae_ema = checkpoint.load(trained_test_vae.run)["ema"]
     assert all(torch.equal(v, vae_ema[k].to(v.dtype)) for k, v in pipe.vae.state_dict().items())
     ema = checkpoint.load(tmp_path / "dit")["ema"]  # the DiT ships in bf16
     bf16 = torch.bfloat16
     assert all(torch.equal(v.to(bf16), ema[k].to(bf16)) for k, v in pipe.dit.state_dict().items())
 
 
-def test_a_dit_run_over_fixed_clips_resumes_in_a_later_epoch_as_a_straight_run(tmp_path):
+def test_a_dit_run_over_fixed_clips_resumes_in_a_later_epoch_as_a_straight_run(tmp_path, trained_test_vae):
     """8 clips in batches of 4: steps 2 and 3 reuse the latents of steps 0 and 1, which the resumed
     process (no cache) encodes again."""
-    vae, cfg = trained_vae(tmp_path)
+    vae, cfg = trained_test_vae.export, trained_test_vae.cfg
     dit_cfg = dataclasses.replace(DIT_TCFG, max_steps=4, unique_clips=8)
     train(cfg, dit_cfg, tmp_path / "straight", progress=False, vae_path=vae)
     train(cfg, dataclasses.replace(dit_cfg, max_steps=3), tmp_path / "resumed", progress=False, vae_path=vae)
@@ -185,8 +178,8 @@ def test_a_dit_run_over_fixed_clips_resumes_in_a_later_epoch_as_a_straight_run(t
         assert torch.equal(value, b["model"][name]), name
 
 
-def test_cli_reports_unique_clips_that_do_not_fill_batches_in_one_line(tmp_path, capsys):
-    vae, _ = trained_vae(tmp_path)
+def test_cli_reports_unique_clips_that_do_not_fill_batches_in_one_line(tmp_path, capsys, trained_test_vae):
+    vae = trained_test_vae.export
     args = ["train", "dit", "--preset", "test", "--run", str(tmp_path / "dit"), "--vae", str(vae),
             "--batch", "4", "--unique-clips", "6", "--workers", "0", "--steps", "1"]  # fmt: skip
     assert cli_main(args) == 2
@@ -194,10 +187,10 @@ def test_cli_reports_unique_clips_that_do_not_fill_batches_in_one_line(tmp_path,
     assert "not a multiple of the batch 4" in err and err.count("\n") == 1
 
 
-def test_a_deeper_decoder_trained_alone_ships_with_the_dit_of_its_encoder(tmp_path):
+def test_a_deeper_decoder_trained_alone_ships_with_the_dit_of_its_encoder(tmp_path, trained_test_vae):
     from mutoscope.generate import load_model
 
-    vae_dir, cfg = trained_vae(tmp_path)
+    vae_dir, cfg = trained_test_vae.export, trained_test_vae.cfg
     train(cfg, DIT_TCFG, tmp_path / "dit", progress=False, vae_path=vae_dir)
     deep = dataclasses.replace(CFG, vae=dataclasses.replace(CFG.vae, decoder_blocks_per_stage=2))
     decoder_only = dataclasses.replace(TCFG, max_steps=2, freeze_encoder=True)
