@@ -152,7 +152,7 @@ def test_dit_trains_on_the_frozen_vae_and_exports_a_loadable_model(tmp_path, tra
     out = train(cfg, dit_cfg, tmp_path / "dit", progress=False, vae_path=vae)
     assert out["step"] == 3 and torch.isfinite(torch.tensor(out["loss"]))
     log = [json.loads(line) for line in (tmp_path / "dit" / "log.jsonl").read_text().splitlines()]
-    assert any("eval_loss" in entry for entry in log)
+    assert any({"eval_loss", "eval_raw_loss"} <= set(entry) for entry in log)  # the EMA and the raw weights
     model_dir = export(tmp_path / "model", dit_run=tmp_path / "dit")  # the DiT run carries its VAE
     pipe = load_model(model_dir)
     assert pipe.config == cfg

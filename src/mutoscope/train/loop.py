@@ -203,6 +203,8 @@ def train(
         if d.main and cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.max_steps):
             t_eval = time.time()
             scores = {f"eval_{k}": v for k, v in task.evaluate(ema, autocast).items()}
+            # The raw weights too: at the end of a cool-down they may beat the EMA's longer average.
+            scores.update({f"eval_raw_{k}": v for k, v in task.evaluate(model, autocast).items()})
             scores.update(step=step, eval_s=time.time() - t_eval)
             log.write(json.dumps(scores) + "\n")
             log.flush()
