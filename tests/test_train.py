@@ -159,9 +159,12 @@ def test_dit_trains_on_the_frozen_vae_and_exports_a_loadable_model(tmp_path, tra
     # load_model may keep bf16 copies for fast CPU inference: compare in the pipeline's dtype
     vae_ema = checkpoint.load(trained_test_vae.run)["ema"]
     assert all(torch.equal(v, vae_ema[k].to(v.dtype)) for k, v in pipe.vae.state_dict().items())
-    ema = checkpoint.load(tmp_path / "dit")["ema"]  # the DiT ships in bf16
+    ckpt = checkpoint.load(tmp_path / "dit")  # the DiT ships in bf16
     bf16 = torch.bfloat16
-    assert all(torch.equal(v.to(bf16), ema[k].to(bf16)) for k, v in pipe.dit.state_dict().items())
+    assert all(torch.equal(v.to(bf16), ckpt["ema"][k].to(bf16)) for k, v in pipe.dit.state_dict().items())
+    raw = load_file(export(tmp_path / "raw", dit_run=tmp_path / "dit", raw_dit=True) / "dit.safetensors")
+    assert all(torch.equal(v, ckpt["model"][k].to(bf16)) for k, v in raw.items())
+    assert any(not torch.equal(v, ckpt["ema"][k].to(bf16)) for k, v in raw.items())  # not the EMA
 
 
 def test_a_dit_run_over_fixed_clips_resumes_in_a_later_epoch_as_a_straight_run(tmp_path, trained_test_vae):

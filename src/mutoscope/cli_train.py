@@ -70,6 +70,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--new-encoder", action="store_true",
                    help="with both runs: ship --vae-run's whole VAE, encoder included (the DiT was trained "
                         "on another encoder: measure before shipping)")  # fmt: skip
+    p.add_argument("--raw-dit", action="store_true",
+                   help="the DiT run's raw weights, not its EMA (where eval_raw_loss is lower)")  # fmt: skip
     p.add_argument("--stats-clips", type=int, default=256, help="clips for the latent mean/std")
     p.add_argument("--threads", type=int)
     p.set_defaults(func=run_export)
@@ -175,7 +177,7 @@ def run_export(args: argparse.Namespace) -> int:
         raise UserError("train.export", f"{args.dit_run} has no checkpoint (ckpt.pt) or exported DiT")
     try:
         path = export(args.out, vae_run=args.vae_run, dit_run=args.dit_run, stats_clips=args.stats_clips,
-                      new_encoder=args.new_encoder)  # fmt: skip
+                      new_encoder=args.new_encoder, raw_dit=args.raw_dit)  # fmt: skip
     except ValueError as e:
         raise UserError("train.export", str(e)) from None
     print(path)

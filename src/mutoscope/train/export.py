@@ -69,15 +69,17 @@ def _with_latent_stats(vae_cfg: VAEConfig, weights: dict[str, torch.Tensor], geo
     return dataclasses.replace(vae_cfg, latent_mean=mean, latent_std=std), vae.state_dict()
 
 
-def _dit(source: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """(config, DiT weights, VAE weights) of a DiT run (its EMA and the VAE it trained on) or of an
-    exported model directory."""
+def _dit(
+    source: str | Path, raw: bool = False
+) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(config, DiT weights, VAE weights) of a DiT run (its EMA, or its raw weights, and the VAE it
+    trained on) or of an exported model directory."""
     source = Path(source)
     if (source / "dit.safetensors").is_file():
         cfg = load_json(ModelConfig, source / "config.json")
         return cfg, load_file(source / "dit.safetensors"), load_file(source / "vae.safetensors")
     dck = _run(source, "dit")
-    return from_dict(ModelConfig, dck["model_cfg"]), dck["ema"], dck["frozen"]["vae"]
+    return from_dict(ModelConfig, dck["model_cfg"]), dck["model" if raw else "ema"], dck["frozen"]["vae"]
 
 
 def _with_vae(cfg: ModelConfig, vae_state: dict, vae_run: str | Path, new_encoder: bool,
@@ -111,17 +113,19 @@ def _with_vae(cfg: ModelConfig, vae_state: dict, vae_run: str | Path, new_encode
 
 
 def export(out: str | Path, *, vae_run: str | Path | None = None, dit_run: str | Path | None = None,
-           stats_clips: int = 256, new_encoder: bool = False) -> Path:  # fmt: skip
+           stats_clips: int = 256, new_encoder: bool = False, raw_dit: bool = False) -> Path:  # fmt: skip
     """Write out/config.json and out/vae.safetensors, plus out/dit.safetensors given a DiT run.
 
     With a VAE run alone: its EMA weights, with latent statistics measured here. With a DiT run (or
     an exported model directory): its EMA weights, the frozen VAE it was trained on (saved in its
     checkpoint) and its config. With both: the DiT with the VAE run's decoder, or its whole VAE
-    (`new_encoder`; see _with_vae). An exported model's sample.json is kept."""
+    (`new_encoder`; see _with_vae). `raw_dit`: the DiT run's raw weights instead of its EMA (at the
+    end of a learning-rate cool-down they can be the better ones: the log's eval_raw_loss says). An
+    exported model's sample.json is kept."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if dit_run is not None:
-        cfg, dit_state, vae_state = _dit(dit_run)
+        cfg, dit_state, vae_state = _dit(dit_run, raw_dit)
         if vae_run is not None:
             cfg, vae_state = _with_vae(cfg, vae_state, vae_run, new_encoder, stats_clips)
         sample = Path(dit_run) / "sample.json"
