@@ -165,6 +165,8 @@ def test_dit_trains_on_the_frozen_vae_and_exports_a_loadable_model(tmp_path, tra
     raw = load_file(export(tmp_path / "raw", dit_run=tmp_path / "dit", raw_dit=True) / "dit.safetensors")
     assert all(torch.equal(v, ckpt["model"][k].to(bf16)) for k, v in raw.items())
     assert any(not torch.equal(v, ckpt["ema"][k].to(bf16)) for k, v in raw.items())  # not the EMA
+    with pytest.raises(ValueError, match="raw weights need a run"):
+        export(tmp_path / "refused", dit_run=model_dir, raw_dit=True)
 
 
 def test_a_dit_run_over_fixed_clips_resumes_in_a_later_epoch_as_a_straight_run(tmp_path, trained_test_vae):

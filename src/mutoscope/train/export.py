@@ -76,6 +76,8 @@ def _dit(
     trained on) or of an exported model directory."""
     source = Path(source)
     if (source / "dit.safetensors").is_file():
+        if raw:
+            raise ValueError(f"{source} is an exported model (one set of weights): raw weights need a run")
         cfg = load_json(ModelConfig, source / "config.json")
         return cfg, load_file(source / "dit.safetensors"), load_file(source / "vae.safetensors")
     dck = _run(source, "dit")
