@@ -49,7 +49,6 @@ class TrainedVAE(NamedTuple):
 def trained_test_vae(tmp_path_factory) -> TrainedVAE:
     """A VAE of the test preset trained 2 steps and exported with its latent statistics, for the DiT
     tests (its weights need not be good). Shared by the session: tests read it and never write it."""
-
     from mutoscope.config import ModelConfig, TrainConfig, load_json, preset
     from mutoscope.train.export import export
     from mutoscope.train.loop import train

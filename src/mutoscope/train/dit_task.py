@@ -221,6 +221,7 @@ class DiTTask:
         # Held out without controls: the text-to-video loss, comparable with runs before the controls.
         held = DiTSample(cfg, tcfg, HELD_OUT_SEED, latent, 0.0, with_controls=False)
         self.held_out = Batches(held, tcfg.eval_clips, 0, 1)[0]
+        self.held_out_inputs = None  # its latents, encoded by the frozen VAE at the first evaluation
 
     def to(self, device: torch.device) -> DiTTask:
         self.model.to(device)
@@ -305,7 +306,10 @@ class DiTTask:
         batch = {k: v.to(next(model.parameters()).device) if torch.is_tensor(v) else v
                  for k, v in self.held_out.items()}  # fmt: skip
         with autocast:
-            _, metrics = self.flow_loss(model, batch, *self.inputs(batch, cache=None))
+            # Encoded once: every evaluation (the EMA's and the raw weights') sees the same latents.
+            if self.held_out_inputs is None:
+                self.held_out_inputs = self.inputs(batch, cache=None)
+            _, metrics = self.flow_loss(model, batch, *self.held_out_inputs)
         model.train()
         # "loss" stays the flat flow loss, comparable with the runs before the object weighting.
         return {"loss": metrics["flat"], "loss_objects": metrics["objects"]}
