@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from mutoscope.eval.controls import psnr
-from mutoscope.eval.report import markdown, plot, summarise
+from mutoscope.eval.report import NOTHING_NOVEL, markdown, novelty_markdown, plot, summarise
 from mutoscope.eval.runner import run_ground_truth, run_vae, vae_roundtrip
 from mutoscope.eval.suites import SUITE_SIZES, suite
 from mutoscope.world.claims import holds
-from mutoscope.world.holdout import in_training, is_novel
+from mutoscope.world.holdout import HELD_OUT_WORDS_BY_KIND, held_out_pairs, in_training, is_novel
 from mutoscope.world.render import render
 
 
@@ -21,6 +23,22 @@ def test_dev_suite_is_novel_reproducible_and_true_of_its_scenes():
         assert p.claims and all(holds(p.spec, c) for c in p.claims), p.text
     kinds = {p.spec.extras.get("kind") for p in prompts}
     assert {"single", "multi", "count", "relation", "order", "camera", "figure"} <= kinds
+
+
+def test_every_dev_prompt_says_what_is_novel_in_it_and_the_familiar_suite_holds_nothing_out():
+    dev = suite("dev")
+    for p in dev:
+        words = set(re.findall(r"[a-z]+", p.text.lower()))  # "emerald-colored" holds "emerald"
+        expected = {"pair"} if held_out_pairs(p.spec) else set()
+        expected |= {f"{k} word" for k, held in HELD_OUT_WORDS_BY_KIND.items() if words & held}
+        assert p.novelty and set(p.novelty) == expected, p.text
+    assert {t for p in dev for t in p.novelty} == {"pair", "color word", "shape word", "motion word"}
+    familiar = suite("familiar")
+    assert len(familiar) == SUITE_SIZES["familiar"] >= 200
+    assert not {p.text for p in familiar} & {p.text for p in dev}
+    for p in familiar:
+        assert in_training(p.spec, p.text) and p.novelty == ()
+        assert p.claims and all(holds(p.spec, c) for c in p.claims), p.text
 
 
 def test_ground_truth_renders_pass_and_the_report_counts_them(tmp_path):
@@ -52,6 +70,21 @@ def test_summarise_separates_sources_and_claim_types():
     assert s["model"]["types"] == {"color": (1, 2), "motion": (0, 1)}
     assert s["model"]["overall"] == (1, 3) and s["model"]["prompts"] == 2
     assert s["untrained"]["overall"] == (0, 1)
+
+
+def test_the_report_breaks_claims_down_by_what_was_novel_in_the_prompt():
+    def row(novelty, passed):
+        verdicts = [{"type": "color", "passed": ok} for ok in passed]
+        return {"source": "model", "verdicts": verdicts, "consistency": {"score": 50.0}, "seconds": 1.0,
+                "novelty": novelty}  # fmt: skip
+
+    rows = [row(["pair"], [True, False]), row(["pair", "color word"], [True]), row([], [False, False])]
+    s = summarise(rows)["model"]
+    assert s["novelty"] == {"pair": (2, 3), "color word": (1, 1), NOTHING_NOVEL: (0, 2)}
+    table = novelty_markdown({"model": s})
+    assert "| pair | 66.7% (2/3) |" in table and f"| {NOTHING_NOVEL} | 0.0% (0/2) |" in table
+    old = {k: v for k, v in rows[0].items() if k != "novelty"}  # a report written before the tags
+    assert novelty_markdown(summarise([old])) == ""
 
 
 def test_vae_baseline_is_the_truth_through_the_models_vae(tmp_path, one_thread):

@@ -20,7 +20,9 @@ BASELINES = ("truth", "vae", "untrained")
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("eval", help="benchmark a model on a prompt suite with the judge",
                               description=__doc__.splitlines()[0])  # fmt: skip
-    p.add_argument("--suite", default="dev", help="prompt suite: dev (240 novel prompts) or quick (16)")
+    p.add_argument("--suite", default="dev",
+                   help="prompt suite: dev (240 novel prompts), familiar (240 of training's kind: the "
+                        "control for dev) or quick (16 novel)")  # fmt: skip
     p.add_argument("--n", type=int, default=None, help="only the first N prompts of the suite")
     p.add_argument("--model", default=None, help="model directory (default: the shipped model)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
@@ -34,7 +36,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mutoscope.eval.report import markdown, plot, summarise
+    from mutoscope.eval.report import markdown, novelty_markdown, plot, summarise
     from mutoscope.eval.runner import run_ground_truth, run_model, run_vae
     from mutoscope.eval.suites import suite
     from mutoscope.generate import load_model
@@ -71,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
     summary = summarise(rows)
     table = markdown(summary)
     title = f"# eval: suite {args.suite}, {len(prompts)} prompts, model {args.model or 'shipped default'}\n\n"
-    (out / "report.md").write_text(title + table + "\n![claims](claims.png)\n")
+    novel = novelty_markdown(summary)
+    (out / "report.md").write_text(title + table + "\n" + novel + "\n![claims](claims.png)\n")
     plot(summary, out / "claims.png")
     print(table)
+    print(novel)
     print(f"report: {out / 'report.md'}")
     return 0

@@ -1,5 +1,7 @@
 """The benchmark report: pass rate per claim type per source (model, ground truth, untrained), the
-consistency score, a markdown table and one bar plot per claim type."""
+consistency score, a markdown table and one bar plot per claim type; beside it the pass rate by
+what of the prompt is novel (a held-out pair, a held-out color, shape or motion word), which says
+whether a shortfall is the model's drawing or its generalisation."""
 
 from __future__ import annotations
 
@@ -12,19 +14,28 @@ from mutoscope.world.claims import ClaimType
 SOURCE_ORDER = ("ground truth", "ground truth through the VAE", "model", "untrained")
 
 
+NOTHING_NOVEL = "nothing held out"
+
+
 def summarise(rows: list[dict]) -> dict[str, dict]:
     """{source: {"types": {claim type: (passed, total)}, "overall": (passed, total), "consistency": median,
-    "prompts": n, "seconds": mean}}"""
+    "prompts": n, "seconds": mean, "novelty": {tag: (passed, total)}}}; a prompt with two novel parts
+    counts under both tags."""
     out: dict[str, dict] = {}
     by_source: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_source[r["source"]].append(r)
     for source, rs in by_source.items():
         types: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        novel: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for r in rs:
             for v in r["verdicts"]:
                 types[v["type"]][0] += bool(v["passed"])
                 types[v["type"]][1] += 1
+            if "novelty" in r:  # rows of older reports lack it
+                for tag in r["novelty"] or [NOTHING_NOVEL]:
+                    novel[tag][0] += sum(bool(v["passed"]) for v in r["verdicts"])
+                    novel[tag][1] += len(r["verdicts"])
         passed = sum(p for p, _ in types.values())
         total = sum(t for _, t in types.values())
         out[source] = {
@@ -33,6 +44,7 @@ def summarise(rows: list[dict]) -> dict[str, dict]:
             "consistency": statistics.median(r["consistency"]["score"] for r in rs),
             "prompts": len(rs),
             "seconds": statistics.mean(r["seconds"] for r in rs),
+            "novelty": {k: tuple(v) for k, v in sorted(novel.items())},
         }
     return out
 
@@ -62,6 +74,19 @@ def markdown(summary: dict) -> str:
     lines.append(row("consistency (median)", lambda x: f"{x['consistency']:.1f}"))
     lines.append(row("prompts", lambda x: str(x["prompts"])))
     lines.append(row("seconds per prompt", lambda x: f"{x['seconds']:.2f}"))
+    return "\n".join(lines) + "\n"
+
+
+def novelty_markdown(summary: dict) -> str:
+    """A row per novelty tag (all the claims of the prompts that carry it), a column per source."""
+    sources = _sources(summary)
+    tags = sorted({t for s in sources for t in summary[s].get("novelty", {})})
+    if not tags:
+        return ""
+    lines = ["| novel in the prompt | " + " | ".join(sources) + " |", "|---|" + "---|" * len(sources)]
+    for t in tags:
+        cells = (_pct(summary[s].get("novelty", {}).get(t)) for s in sources)
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

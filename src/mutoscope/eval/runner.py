@@ -27,6 +27,7 @@ def _row(p: SuitePrompt, source: str, video: Path, seconds: float) -> dict:
         "source": source,
         "index": p.index,
         "prompt": p.text,
+        "novelty": list(p.novelty),
         "seed": p.seed,
         "video": str(video),
         "verdicts": [v.to_dict() for v in report.verdicts],

@@ -4,6 +4,10 @@
 (world/holdout.py): it shows a held-out (color, shape) pair or uses a held-out word, so training
 never saw the prompt nor, for the pairs, the scene. Its scenes cycle through every scene kind.
 The spec rides along so that the ground-truth render of each prompt is the suite's ceiling.
+
+`familiar` is its control: prompts of the training stream's own distribution (nothing held out;
+new draws, not training's clips). A model's score on it against dev separates what it cannot
+draw at all from what it cannot generalise to.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ import numpy as np
 from mutoscope.errors import UserError
 from mutoscope.world.caption import caption
 from mutoscope.world.claims import Claim
-from mutoscope.world.holdout import is_novel
+from mutoscope.world.holdout import in_training, is_novel, novelty
 from mutoscope.world.sample import KINDS, sample_spec
 from mutoscope.world.spec import SceneSpec
 
-SUITE_SIZES = {"dev": 240, "quick": 16}
-SUITE_SEEDS = {"dev": 20261202, "quick": 7}
+SUITE_SIZES = {"dev": 240, "familiar": 240, "quick": 16}
+SUITE_SEEDS = {"dev": 20261202, "familiar": 20261206, "quick": 7}
+# Which prompts a suite keeps: novel ones for the bars, training's own kind for the control.
+_KEEPS = {"dev": is_novel, "familiar": in_training, "quick": is_novel}
 
 
 @dataclass(frozen=True)
@@ -30,15 +36,16 @@ class SuitePrompt:
     claims: tuple[Claim, ...]
     spec: SceneSpec
     seed: int  # the generation seed: the suite is reproducible end to end
+    novelty: tuple[str, ...] = ()  # what training never saw (world/holdout.py's tags)
 
 
-def _novel_prompt(rng: np.random.Generator, kind: str) -> tuple[SceneSpec, str, tuple[Claim, ...]]:
-    """A scene of `kind` and a caption of it that training never saw: redrawn until novel."""
+def _prompt(rng: np.random.Generator, kind: str, keep) -> tuple[SceneSpec, str, tuple[Claim, ...]]:
+    """A scene of `kind` and a caption of it that `keep(spec, text)` accepts: redrawn until it does."""
     while True:
         spec = sample_spec(rng, kind=kind)
         for _ in range(8):  # a few captions of one scene before drawing another scene
             cap = caption(spec, rng)
-            if cap.claims and is_novel(spec, cap.text):
+            if cap.claims and keep(spec, cap.text):
                 return spec, cap.text, cap.claims
 
 
@@ -52,6 +59,6 @@ def suite(name: str, n: int | None = None) -> list[SuitePrompt]:
     rng = np.random.default_rng(SUITE_SEEDS[name])
     out = []
     for i in range(size):
-        spec, text, claims = _novel_prompt(rng, KINDS[i % len(KINDS)])
-        out.append(SuitePrompt(i, text, claims, spec, seed=SUITE_SEEDS[name] + i))
+        spec, text, claims = _prompt(rng, KINDS[i % len(KINDS)], _KEEPS[name])
+        out.append(SuitePrompt(i, text, claims, spec, SUITE_SEEDS[name] + i, novelty(spec, text)))
     return out

@@ -28,11 +28,15 @@ HELD_OUT_PAIRS: frozenset[tuple[str, Shape]] = frozenset(
     }
 )
 # One synonym of each of a few colors, shapes and motions; each keeps other synonyms in training.
-HELD_OUT_WORDS: frozenset[str] = frozenset(
-    {"scarlet", "azure", "tangerine", "emerald", "violet", "hoop", "hoops", "orb", "orbs",
-     "glides", "glide", "gliding", "plummets", "plummet", "plummeting", "twirls", "twirl",
-     "twirling", "strolls", "stroll", "strolling", "leaps", "leap", "leaping"}
-)  # fmt: skip
+HELD_OUT_WORDS_BY_KIND: dict[str, frozenset[str]] = {
+    "color": frozenset({"scarlet", "azure", "tangerine", "emerald", "violet"}),
+    "shape": frozenset({"hoop", "hoops", "orb", "orbs"}),
+    "motion": frozenset(
+        {"glides", "glide", "gliding", "plummets", "plummet", "plummeting", "twirls", "twirl",
+         "twirling", "strolls", "stroll", "strolling", "leaps", "leap", "leaping"}
+    ),
+}  # fmt: skip
+HELD_OUT_WORDS: frozenset[str] = frozenset().union(*HELD_OUT_WORDS_BY_KIND.values())
 _WORD = re.compile(r"[a-z]+")
 
 
@@ -42,6 +46,15 @@ def held_out_pairs(spec: SceneSpec) -> set[tuple[str, Shape]]:
 
 def held_out_words(text: str) -> set[str]:
     return set(_WORD.findall(text.lower())) & HELD_OUT_WORDS
+
+
+def novelty(spec: SceneSpec, text: str) -> tuple[str, ...]:
+    """What of the prompt training never saw, as tags: "pair" (a held-out color and shape together)
+    and "<kind> word" for a held-out color, shape or motion word; () for a familiar prompt."""
+    words = held_out_words(text)
+    tags = ["pair"] if held_out_pairs(spec) else []
+    tags += [f"{kind} word" for kind, held in HELD_OUT_WORDS_BY_KIND.items() if words & held]
+    return tuple(tags)
 
 
 def in_training(spec: SceneSpec, text: str) -> bool:
