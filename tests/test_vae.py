@@ -152,8 +152,13 @@ def test_a_deepened_vae_starts_as_the_trained_one():
     assert torch.allclose(logvar[:, c:], torch.tensor(-10.0))  # the new channels: near-deterministic
     z2 = torch.cat([z, torch.randn_like(z)], 1)  # whatever the new channels hold, it decodes the same
     assert torch.allclose(wider.decode(z2), shallow.decode(z), atol=1e-6)
-    with pytest.raises(ValueError, match="cannot narrow"):
-        shallow.widen_state(wider.state_dict())
+    narrowed = shallow.widen_state(wider.state_dict())  # fewer latents: fresh latent projections
+    own = shallow.state_dict()
+    assert torch.equal(narrowed["decoder.conv_in.conv.weight"], own["decoder.conv_in.conv.weight"])
+    assert torch.equal(narrowed["encoder.conv_out.conv.bias"], own["encoder.conv_out.conv.bias"])
+    assert torch.equal(
+        narrowed["encoder.conv_in.conv.weight"], wider.state_dict()["encoder.conv_in.conv.weight"]
+    )
     with pytest.raises(ValueError, match="cannot deepen"):
         shallow.widen_state(deep.state_dict())
 
@@ -172,3 +177,53 @@ def test_decoder_only_training_leaves_the_encoder_as_it_was():
     after = task.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("encoder."))
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+
+
+def finer_vae(seed: int = 0) -> CausalVAE:
+    """The test preset at 2x in space, still 4x in time: its second resolution change halves time alone."""
+    torch.manual_seed(seed)
+    return CausalVAE(dataclasses.replace(preset("test").vae, spatial_down=2)).eval()
+
+
+def test_a_vae_of_2x_space_and_4x_time_keeps_its_shapes_and_causality():
+    vae = finer_vae()
+    x = video(t=16, size=16)
+    with torch.no_grad():
+        mean, _ = vae.encode(x)
+        assert (
+            mean.shape == (1, vae.cfg.latent_channels, 4, 8, 8)
+            and vae.latent_shape(16, 16, 16) == mean.shape[1:]
+        )
+        full = vae.decode(mean)
+        assert full.shape == x.shape
+        for k in range(1, 4):
+            assert torch.allclose(vae.decode(mean[:, :, :k]), full[:, :, : 4 * k], atol=1e-5), k
+            y = x.clone()
+            y[:, :, 4 * k :] = torch.rand_like(y[:, :, 4 * k :])
+            changed, _ = vae.encode(y)
+            assert torch.allclose(changed[:, :, :k], mean[:, :, :k], atol=1e-5), k
+            assert (changed[:, :, k:] - mean[:, :, k:]).abs().max() > 1e-4
+        assert torch.allclose(vae.decode_streamed(mean, chunk=1), full, atol=1e-5)
+
+
+def test_a_2x_vae_starts_from_a_4x_ones_convs():
+    coarse, fine = tiny_vae(1), finer_vae(2)
+    fine.load_state_dict(fine.widen_state(coarse.state_dict()))
+    ups = [i for i, b in enumerate(coarse.decoder.blocks) if type(b).__name__ == "Upsample"]
+    assert ups and all(type(fine.decoder.blocks[i]).__name__ == "Upsample" for i in ups)
+    first, rest = ups[0], [k for k in fine.state_dict() if not k.startswith(f"decoder.blocks.{ups[0]}.")]
+    assert all(torch.equal(fine.state_dict()[k], coarse.state_dict()[k]) for k in rest)
+    # The upsampler that now doubles time alone is the trained one read at one pixel of every 2x2.
+    h = torch.randn(1, fine.decoder.blocks[first].conv.conv.in_channels, 2, 4, 4)
+    with torch.no_grad():
+        assert torch.allclose(fine.decoder.blocks[first](h), coarse.decoder.blocks[first](h)[..., ::2, ::2])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [(dict(spatial_down=3), "power of two"), (dict(channel_mult=(1, 2, 2, 2)), "need 2"),
+     (dict(temporal_down=8), "need 3")],
+)  # fmt: skip
+def test_a_compression_the_stages_cannot_make_is_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        CausalVAE(dataclasses.replace(preset("test").vae, **change))

@@ -73,31 +73,35 @@ class ResBlock(nn.Module):
 
 
 class Downsample(nn.Module):
-    """Halve H and W (and T when `temporal`) with a strided causal conv."""
+    """Halve H and W (when `spatial`) and T (when `temporal`) with a strided causal conv."""
 
-    def __init__(self, cin: int, cout: int, temporal: bool):
+    def __init__(self, cin: int, cout: int, spatial: bool, temporal: bool):
         super().__init__()
-        self.conv = CausalConv3d(cin, cout, 3, stride=(2 if temporal else 1, 2, 2))
+        s = 2 if spatial else 1
+        self.conv = CausalConv3d(cin, cout, 3, stride=(2 if temporal else 1, s, s))
 
     def forward(self, x: torch.Tensor, cache: Cache | None = None) -> torch.Tensor:
         return self.conv(x, cache)
 
 
 class Upsample(nn.Module):
-    """Double H and W (and T when `temporal`): a causal conv to (factor x cout) channels, then
-    depth-to-space. Input frame j becomes output frames 2j and 2j+1, so causality holds."""
+    """Double H and W (when `spatial`) and T (when `temporal`): a causal conv to (factor x cout)
+    channels, then depth-to-space. Input frame j becomes output frames 2j and 2j+1, so causality holds."""
 
-    def __init__(self, cin: int, cout: int, temporal: bool):
+    def __init__(self, cin: int, cout: int, spatial: bool, temporal: bool):
         super().__init__()
-        self.pt = 2 if temporal else 1
-        self.conv = CausalConv3d(cin, cout * self.pt * 4)
+        self.pt, self.ps = (2 if temporal else 1), (2 if spatial else 1)
+        factor = self.pt * self.ps**2
+        self.conv = CausalConv3d(cin, cout * factor)
         # ICNR: every sub-position starts with the same kernel, i.e. as nearest-neighbour upsampling
         # followed by a conv, which avoids the checkerboard artefacts of a random depth-to-space init.
         w, b = self.conv.conv.weight, self.conv.conv.bias
         with torch.no_grad():
-            w.copy_(w[:cout].repeat_interleave(self.pt * 4, dim=0))
-            b.copy_(b[:cout].repeat_interleave(self.pt * 4, dim=0))
+            w.copy_(w[:cout].repeat_interleave(factor, dim=0))
+            b.copy_(b[:cout].repeat_interleave(factor, dim=0))
 
     def forward(self, x: torch.Tensor, cache: Cache | None = None) -> torch.Tensor:
-        x = self.conv(x, cache)  # (B, C*pt*4, T, H, W)
-        return rearrange(x, "b (c pt ph pw) t h w -> b c (t pt) (h ph) (w pw)", pt=self.pt, ph=2, pw=2)
+        x = self.conv(x, cache)  # (B, C*pt*ps*ps, T, H, W)
+        return rearrange(
+            x, "b (c pt ph pw) t h w -> b c (t pt) (h ph) (w pw)", pt=self.pt, ph=self.ps, pw=self.ps
+        )

@@ -1,8 +1,9 @@
 """The causal video autoencoder: encoder, decoder, KL bottleneck, streamed decoding, the loss.
 
-Compression: 2 ** (len(channel_mult) - 1) in space, `temporal_down` in time (a power of two, applied
-by the first downsamplers). Every layer is causal in time (see layers.py), so latent frame k sees
-frames < temporal_down * (k + 1), and decode(z[:, :, :k]) == decode(z)[:, :, :temporal_down * k].
+Compression: `spatial_down` in space and `temporal_down` in time (powers of two, each applied by the
+first downsamplers; there are len(channel_mult) - 1 of them, so a stage may halve time alone).
+Every layer is causal in time (see layers.py), so latent frame k sees frames < temporal_down * (k + 1),
+and decode(z[:, :, :k]) == decode(z)[:, :, :temporal_down * k].
 """
 
 from __future__ import annotations
@@ -17,15 +18,21 @@ from mutoscope.config import VAEConfig
 from mutoscope.vae.layers import Cache, CausalConv3d, ChannelNorm, Downsample, ResBlock, Upsample
 
 
-def _temporal_flags(cfg: VAEConfig) -> list[bool]:
-    """Which of the (len(channel_mult) - 1) resolution changes also halve/double time."""
+def _resample_flags(cfg: VAEConfig) -> list[tuple[bool, bool]]:
+    """(space, time): what each of the (len(channel_mult) - 1) resolution changes halves/doubles.
+    The first ones do both; the deeper factor goes on alone (4x time over 2x space: 2x2x2, then 2x1x1)."""
     steps = len(cfg.channel_mult) - 1
-    halvings = cfg.temporal_down.bit_length() - 1
-    if 2**steps != cfg.spatial_down:
-        raise ValueError(f"spatial_down {cfg.spatial_down} != 2 ** (len(channel_mult) - 1)")
-    if 2**halvings != cfg.temporal_down or halvings > steps:
-        raise ValueError(f"temporal_down {cfg.temporal_down} must be a power of two <= {cfg.spatial_down}")
-    return [i < halvings for i in range(steps)]
+    spatial, temporal = cfg.spatial_down.bit_length() - 1, cfg.temporal_down.bit_length() - 1
+    for name, factor, halvings in (("spatial_down", cfg.spatial_down, spatial),
+                                   ("temporal_down", cfg.temporal_down, temporal)):  # fmt: skip
+        if factor < 1 or 2**halvings != factor:
+            raise ValueError(f"{name} {factor} must be a power of two")
+    if max(spatial, temporal) != steps:
+        raise ValueError(
+            f"len(channel_mult) - 1 = {steps} resolution changes, but spatial_down {cfg.spatial_down} and "
+            f"temporal_down {cfg.temporal_down} need {max(spatial, temporal)}"
+        )
+    return [(i < spatial, i < temporal) for i in range(steps)]
 
 
 def decoder_blocks(cfg: VAEConfig) -> int:
@@ -36,7 +43,7 @@ class Encoder(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
         chans = [cfg.base_channels * m for m in cfg.channel_mult]
-        temporal = _temporal_flags(cfg)
+        flags = _resample_flags(cfg)
         self.conv_in = CausalConv3d(cfg.in_channels, chans[0])
         self.blocks = nn.ModuleList()
         cin = chans[0]
@@ -45,7 +52,7 @@ class Encoder(nn.Module):
                 self.blocks.append(ResBlock(cin, ch))
                 cin = ch
             if i < len(chans) - 1:
-                self.blocks.append(Downsample(ch, ch, temporal[i]))
+                self.blocks.append(Downsample(ch, ch, *flags[i]))
         self.norm_out = ChannelNorm(cin)
         self.conv_out = CausalConv3d(cin, 2 * cfg.latent_channels)
 
@@ -60,7 +67,7 @@ class Decoder(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
         chans = [cfg.base_channels * m for m in cfg.channel_mult]
-        temporal = _temporal_flags(cfg)
+        flags = _resample_flags(cfg)
         self.conv_in = CausalConv3d(cfg.latent_channels, chans[-1])
         self.blocks = nn.ModuleList()
         cin = chans[-1]
@@ -69,7 +76,7 @@ class Decoder(nn.Module):
                 self.blocks.append(ResBlock(cin, chans[i]))
                 cin = chans[i]
             if i > 0:
-                self.blocks.append(Upsample(cin, chans[i - 1], temporal[i - 1]))
+                self.blocks.append(Upsample(cin, chans[i - 1], *flags[i - 1]))
                 cin = chans[i - 1]
         self.norm_out = ChannelNorm(cin)
         self.conv_out = CausalConv3d(cin, cfg.in_channels)
@@ -127,19 +134,25 @@ class CausalVAE(nn.Module):
         capacity."""
         for half, want in (("encoder", self.cfg.blocks_per_stage), ("decoder", decoder_blocks(self.cfg))):
             state = self._deepen(state, f"{half}.blocks.", want)
-        return self._more_latents(state)
+        return self._finer_space(self._more_latents(state))
 
     def _more_latents(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """More latent channels than the trained VAE: the decoder's input columns for the new ones are
         zero (it decodes what it did), the encoder's new means start as its own random features and
-        their log-variances at -10, near-deterministic, so the decoder can learn to use them."""
+        their log-variances at -10, near-deterministic, so the decoder can learn to use them. Fewer:
+        the two latent projections start afresh (a new latent space on the trained features)."""
         w_in = state["decoder.conv_in.conv.weight"]
         have, want = w_in.shape[1], self.cfg.latent_channels
         if have == want:
             return state
-        if have > want:
-            raise ValueError(f"cannot narrow a VAE of {have} latent channels to {want}")
         own = self.state_dict()
+        if have > want:
+            fresh = (
+                "decoder.conv_in.conv.weight",
+                "encoder.conv_out.conv.weight",
+                "encoder.conv_out.conv.bias",
+            )
+            return {**state, **{k: own[k] for k in fresh}}
         grown = own["decoder.conv_in.conv.weight"].clone()
         grown[:, have:] = 0
         grown[:, :have] = w_in
@@ -149,6 +162,23 @@ class CausalVAE(nn.Module):
             new[:have], new[want : want + have] = old[:have], old[have:]  # new means keep their own init
             new[want + have :] = -10.0 if name == "bias" else 0.0
             out[f"encoder.conv_out.conv.{name}"] = new
+        return out
+
+    def _finer_space(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A trained VAE of twice this one's spatial factor (4x -> 2x, the same stages): its convs
+        fit as they are (a stride is not a shape) except the decoder's upsampler that now doubles
+        time alone, whose depth-to-space rows are 4x too many; it keeps each output channel's
+        top-left sub-position, i.e. starts as the trained one read at one pixel of every 2x2."""
+        own = self.state_dict()
+        out = dict(state)
+        for key, v in state.items():
+            mine = own.get(key)
+            if mine is None or mine.shape == v.shape or not key.startswith("decoder.blocks."):
+                continue
+            if v.shape[0] != 4 * mine.shape[0] or v.shape[1:] != mine.shape[1:]:
+                raise ValueError(f"cannot fit {key} of shape {tuple(v.shape)} to {tuple(mine.shape)}")
+            # rows are (c pt ph pw) with ph = pw = 2 in the trained VAE, 1 here
+            out[key] = v.reshape(-1, 2, 2, *v.shape[1:])[:, 0, 0].reshape(mine.shape).clone()
         return out
 
     def _deepen(self, state: dict[str, torch.Tensor], prefix: str, want: int) -> dict[str, torch.Tensor]:
