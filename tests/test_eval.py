@@ -92,7 +92,7 @@ def test_vae_baseline_is_the_truth_through_the_models_vae(tmp_path, one_thread):
     from mutoscope.post.mp4 import read_frames
 
     pipe, prompts, rows = load_model(), suite("quick", 2), []
-    run_vae(prompts, pipe, tmp_path, rows.append)
+    run_vae(prompts, pipe.vae, (64, 64), 8.0, tmp_path, rows.append)
     assert [r["source"] for r in rows] == ["ground truth through the VAE"] * 2
     truth = render(prompts[0].spec, 64, 64, 8.0)
     through = vae_roundtrip(pipe.vae, truth)
@@ -101,3 +101,26 @@ def test_vae_baseline_is_the_truth_through_the_models_vae(tmp_path, one_thread):
     assert psnr(through, truth) > 20
     assert psnr(read_frames(tmp_path / "0000.mp4"), through) > 30  # what was judged: that, through H.264
     assert psnr(vae_roundtrip(load_model(preset="tiny").vae, truth), truth) < 15
+
+
+def test_cli_measures_a_candidate_vaes_ceiling_alone(tmp_path, capsys, trained_test_vae, one_thread):
+    import json
+
+    from mutoscope.cli import main
+
+    out = tmp_path / "ceiling"
+    args = ["eval", "--suite", "quick", "--n", "2", "--baselines", "vae", "--vae"]
+    assert main([*args, str(trained_test_vae.run), "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    assert [r["source"] for r in rows] == ["ground truth through the VAE"] * 2  # and no model column
+    assert "VAE " + str(trained_test_vae.run) in (out / "report.md").read_text()
+    capsys.readouterr()
+    assert main([*args, str(tmp_path / "nothing"), "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "neither an exported model nor a VAE run" in err and err.count("\n") == 1
+    assert not (tmp_path / "bad").exists()  # refused before anything was written
+    assert (
+        main(["eval", "--vae", str(trained_test_vae.run), "--no-baselines", "--out", str(tmp_path / "b")])
+        == 2
+    )
+    assert "add vae to --baselines" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
     mutoscope eval --suite dev --out out/eval                 # the shipped model + both baselines
     mutoscope eval --suite quick --model runs/dit-tiny/export --no-baselines
+    mutoscope eval --suite dev --baselines vae --vae runs/vae-s2    # a VAE's ceiling alone
 
 Writes OUT/rows.jsonl (one judged clip per line), OUT/report.md (the table) and OUT/claims.png.
 """
@@ -31,6 +32,9 @@ def add_parser(subparsers) -> None:
                    help="comma list of baselines to run beside the model: truth, vae (the truth through "
                         "the model's VAE: the ceiling of its DiT), untrained")  # fmt: skip
     p.add_argument("--no-baselines", dest="baselines", action="store_const", const="")
+    p.add_argument("--vae", default=None,
+                   help="the vae baseline through this VAE (a VAE run or a model directory) "
+                        "instead of the model's, and no model generated: a VAE's ceiling")  # fmt: skip
     p.add_argument("--out", default="out/eval", help="report directory")
     p.set_defaults(func=run)
 
@@ -42,12 +46,17 @@ def run(args: argparse.Namespace) -> int:
     from mutoscope.generate import load_model
 
     baselines = [b for b in args.baselines.split(",") if b]
+    if args.vae is not None and "vae" not in baselines:
+        raise UserError("eval.vae", "--vae measures a VAE's ceiling: add vae to --baselines")
     unknown = set(baselines) - set(BASELINES)
     if unknown:
         raise UserError(
             "eval.baselines", f"unknown baseline(s) {', '.join(sorted(unknown))}; use {', '.join(BASELINES)}"
         )
     prompts = suite(args.suite, args.n)
+    pipe = load_model(args.model)  # both before the report is opened: a bad path costs nothing
+    cfg = pipe.config
+    vae = pipe.vae if args.vae is None else _candidate_vae(args.vae, next(pipe.vae.parameters()).dtype)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
@@ -60,19 +69,19 @@ def run(args: argparse.Namespace) -> int:
             score = f"{sum(v['passed'] for v in row['verdicts'])}/{len(row['verdicts'])}"
             print(f"[{row['source']}] {row['index'] + 1}/{len(prompts)} {score} {row['prompt']}")
 
-        pipe = load_model(args.model)
-        cfg = pipe.config
         if "truth" in baselines:
             run_ground_truth(prompts, out / "truth", cfg.width, cfg.height, cfg.fps, keep)
         if "vae" in baselines:
-            run_vae(prompts, pipe, out / "vae", keep)
-        run_model(prompts, pipe, "model", out / "model", args.steps, args.cfg, keep)
-        if "untrained" in baselines:
+            run_vae(prompts, vae, (cfg.width, cfg.height), cfg.fps, out / "vae", keep)
+        if args.vae is None:
+            run_model(prompts, pipe, "model", out / "model", args.steps, args.cfg, keep)
+        if "untrained" in baselines and args.vae is None:
             fresh = load_model(preset=cfg.name)
             run_model(prompts, fresh, "untrained", out / "untrained", args.steps, args.cfg, keep)
     summary = summarise(rows)
     table = markdown(summary)
-    title = f"# eval: suite {args.suite}, {len(prompts)} prompts, model {args.model or 'shipped default'}\n\n"
+    what = f"VAE {args.vae}" if args.vae else f"model {args.model or 'shipped default'}"
+    title = f"# eval: suite {args.suite}, {len(prompts)} prompts, {what}\n\n"
     novel = novelty_markdown(summary)
     (out / "report.md").write_text(title + table + "\n" + novel + "\n![claims](claims.png)\n")
     plot(summary, out / "claims.png")
@@ -80,3 +89,13 @@ def run(args: argparse.Namespace) -> int:
     print(novel)
     print(f"report: {out / 'report.md'}")
     return 0
+
+
+def _candidate_vae(path: str, dtype):
+    """A VAE run's EMA weights or a model directory's VAE, in the dtype the model's VAE runs in."""
+    from mutoscope.train.dit_task import load_vae
+
+    try:
+        return load_vae(path).to(dtype)
+    except (ValueError, FileNotFoundError) as e:
+        raise UserError("eval.vae", str(e)) from None

@@ -56,15 +56,16 @@ def vae_roundtrip(vae, frames: np.ndarray) -> np.ndarray:
     return from_model(video.float().clamp(-1, 1)).cpu().numpy()
 
 
-def run_vae(prompts: list[SuitePrompt], pipe, out: Path, on_row: Callable[[dict], None]) -> None:
-    """The ceiling of any DiT on this VAE: each prompt's ground truth through the VAE and back."""
-    cfg = pipe.config
+def run_vae(prompts: list[SuitePrompt], vae, size: tuple[int, int], fps: float, out: Path,
+            on_row: Callable[[dict], None]) -> None:  # fmt: skip
+    """The ceiling of any DiT on this VAE: each prompt's ground truth (`size` = (width, height))
+    through the VAE and back."""
     out.mkdir(parents=True, exist_ok=True)
     for p in prompts:
         start = time.perf_counter()
         path = out / f"{p.index:04d}.mp4"
-        frames = vae_roundtrip(pipe.vae, render(p.spec, cfg.width, cfg.height, cfg.fps))
-        write_mp4(path, frames, cfg.fps, record={"prompt": p.text, "source": "vae"})
+        frames = vae_roundtrip(vae, render(p.spec, *size, fps))
+        write_mp4(path, frames, fps, record={"prompt": p.text, "source": "vae"})
         on_row(_row(p, "ground truth through the VAE", path, time.perf_counter() - start))
 
 
