@@ -103,3 +103,47 @@ def test_the_kept_latents_outlive_the_process_in_the_run_directory(test_vae, tmp
     # Another seed draws other clips and controls: its store is another directory.
     other = dit_task(test_vae, unique_clips=8, run_dir=tmp_path, seed=1)
     assert len(other.cache) == 0 and len(list(tmp_path.glob("latents-*"))) == 2
+
+
+def test_a_dit_for_a_new_latent_format_starts_from_the_trained_transformer(test_vae, tmp_path):
+    """--init from a DiT over other patches (or another VAE's channels): the blocks carry over, the
+    token layers start afresh, the velocity at zero."""
+    import dataclasses
+
+    from safetensors.torch import load_file
+
+    from mutoscope.generate import save_model
+    from mutoscope.model.dit import DiT
+    from mutoscope.train import checkpoint
+    from mutoscope.train.loop import train
+    from mutoscope.vae import CausalVAE
+
+    cfg = load_json(ModelConfig, test_vae / "config.json")
+    other = dataclasses.replace(cfg, dit=dataclasses.replace(cfg.dit, patch_size=(1, 1, 1)))
+    torch.manual_seed(3)
+    old = DiT(other.dit)
+    with torch.no_grad():
+        old.final.linear.weight.normal_()  # a trained model's head is not zero
+    save_model(tmp_path / "old", other, old, CausalVAE(cfg.vae))
+    tcfg = TrainConfig(
+        what="dit",
+        batch_size=2,
+        lr=0.0,
+        warmup_steps=1,
+        max_steps=1,
+        num_workers=0,
+        eval_every=0,
+        ckpt_every_s=1e9,
+    )  # fmt: skip; lr 0: the step moves nothing
+    train(cfg, tcfg, tmp_path / "run", progress=False, vae_path=test_vae, init=tmp_path / "old")
+    new = checkpoint.load(tmp_path / "run")["model"]
+    saved = load_file(tmp_path / "old" / "dit.safetensors")
+    token_layers = ("patch_embed.", "final.linear.")
+    assert all(torch.equal(new[k], v) for k, v in saved.items() if not k.startswith(token_layers))
+    assert new["patch_embed.weight"].shape != saved["patch_embed.weight"].shape
+    assert (
+        not new["final.linear.weight"].any()
+        and new["final.linear.weight"].shape[0] == 4 * cfg.dit.in_channels
+    )
+    with pytest.raises(ValueError, match="another width or depth"):
+        DiT(dataclasses.replace(cfg.dit, dim=2 * cfg.dit.dim, heads=2)).transplant_state(saved)

@@ -253,5 +253,21 @@ class DiT(nn.Module):
             out[f"final.linear.{name}"] = new.reshape(P * C, *old.shape[1:])
         return out
 
+    def transplant_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A trained DiT over another latent format (other patches or latent channels: a new VAE)
+        made to fit this one: the blocks, the time, text and camera paths keep their weights; the
+        patch embedding and the final projection, the only layers that speak the latent format,
+        start as this model's own (the projection at zero: v = 0, as a fresh DiT starts)."""
+        own = self.state_dict()
+        fresh = {k for k in own if k.startswith(("patch_embed.", "final.linear."))}
+        missing = sorted(k for k in own if k not in state and k not in fresh)
+        if missing:
+            raise ValueError(f"cannot transplant a DiT without {', '.join(missing[:3])}")
+        kept = {k: v for k, v in state.items() if k in own and k not in fresh}
+        bad = [k for k, v in kept.items() if v.shape != own[k].shape]
+        if bad:
+            raise ValueError(f"cannot transplant a DiT of another width or depth ({bad[0]})")
+        return {**kept, **{k: own[k] for k in fresh}}
+
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

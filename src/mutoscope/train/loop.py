@@ -24,7 +24,16 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
-from mutoscope.config import InterpConfig, ModelConfig, TrainConfig, UpscaleConfig, from_dict, to_dict
+from mutoscope.config import (
+    DiTConfig,
+    InterpConfig,
+    ModelConfig,
+    TrainConfig,
+    UpscaleConfig,
+    from_dict,
+    load_json,
+    to_dict,
+)
 from mutoscope.train import checkpoint, parallel, tasks
 
 # Dense matmul peak of this machine's 2 cores, measured (issue 3): the denominator of MFU.
@@ -81,6 +90,16 @@ def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
+def _dit_format(source: Path | DiTConfig) -> tuple | None:
+    """What a DiT's token layers are shaped by: (patch size, latent channels); None for a model
+    directory without a config.json."""
+    if isinstance(source, Path):
+        if not (source / "config.json").is_file():
+            return None
+        source = load_json(ModelConfig, source / "config.json").dit
+    return tuple(source.patch_size), source.in_channels
+
+
 def train(
     model_cfg: ModelConfig | InterpConfig | UpscaleConfig,
     cfg: TrainConfig,
@@ -126,7 +145,9 @@ def train(
         from safetensors.torch import load_file
 
         weights = load_file(Path(init) / WEIGHTS_FILE[cfg.what])
-        if hasattr(model, "widen_state"):  # a DiT gaining control inputs keeps its function
+        if cfg.what == "dit" and _dit_format(Path(init)) not in (None, _dit_format(model.cfg)):
+            weights = model.transplant_state(weights)  # a new VAE's latents: the transformer carries over
+        elif hasattr(model, "widen_state"):  # a DiT gaining control inputs keeps its function
             weights = model.widen_state(weights)
         model.load_state_dict(weights)  # widened to the model's dtype where stored narrower (bf16)
         ema.load_state_dict(weights)
