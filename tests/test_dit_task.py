@@ -125,16 +125,9 @@ def test_a_dit_for_a_new_latent_format_starts_from_the_trained_transformer(test_
     with torch.no_grad():
         old.final.linear.weight.normal_()  # a trained model's head is not zero
     save_model(tmp_path / "old", other, old, CausalVAE(cfg.vae))
-    tcfg = TrainConfig(
-        what="dit",
-        batch_size=2,
-        lr=0.0,
-        warmup_steps=1,
-        max_steps=1,
-        num_workers=0,
-        eval_every=0,
-        ckpt_every_s=1e9,
-    )  # fmt: skip; lr 0: the step moves nothing
+    # lr 0: the step moves nothing, so the checkpoint holds the weights the run started from
+    tcfg = TrainConfig(what="dit", batch_size=2, lr=0.0, warmup_steps=1, max_steps=1, num_workers=0,
+                       eval_every=0, ckpt_every_s=1e9)  # fmt: skip
     train(cfg, tcfg, tmp_path / "run", progress=False, vae_path=test_vae, init=tmp_path / "old")
     new = checkpoint.load(tmp_path / "run")["model"]
     saved = load_file(tmp_path / "old" / "dit.safetensors")
