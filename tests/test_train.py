@@ -116,6 +116,22 @@ def test_the_learning_rate_warms_up_holds_then_cools_down():
     assert lr_at(99, dataclasses.replace(cfg, decay_steps=0)) == 1.0
 
 
+def test_mfu_is_against_this_hosts_measured_peak_timed_once_per_thread_count(tmp_path, monkeypatch):
+    from mutoscope.train import peak
+
+    monkeypatch.setattr(peak, "_MEASURED", {})
+    cpu = torch.device("cpu")
+    fp32 = peak.matmul_peak(cpu, torch.float32, seconds=0.03)
+    assert 1e8 < fp32 < 1e14  # between a slow core and a rack: a plausible FLOP/s
+    calls, mm = [], torch.mm
+    monkeypatch.setattr(peak.torch, "mm", lambda *a, **k: calls.append(1) or mm(*a, **k))
+    assert peak.matmul_peak(cpu, torch.float32) == fp32 and not calls  # kept, not timed again
+    train(CFG, dataclasses.replace(TCFG, max_steps=2, log_every=1), tmp_path / "run", progress=False)
+    assert calls  # the loop timed it: a thread count or dtype not seen before in this process
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert all(entry["mfu"] > 0 for entry in log if "loss" in entry)
+
+
 def test_cli_cools_the_learning_rate_down_over_the_last_steps(tmp_path, capsys):
     assert cli_main([*cli_args(tmp_path / "run", 6), "--decay-steps", "4"]) == 0
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]

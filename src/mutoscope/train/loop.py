@@ -35,12 +35,11 @@ from mutoscope.config import (
     to_dict,
 )
 from mutoscope.train import checkpoint, parallel, tasks
+from mutoscope.train.peak import matmul_peak
 
-# Dense matmul peak of this machine's 2 cores, measured (issue 3): the denominator of MFU.
 # The file each task's weights ship in (train/export.py writes them, `init` reads them back).
 WEIGHTS_FILE = {"vae": "vae.safetensors", "dit": "dit.safetensors", "interp": "interp.safetensors",
                 "sr": "upscale.safetensors"}  # fmt: skip
-PEAK_FLOPS = {"cpu": {torch.float32: 175e9, torch.bfloat16: 390e9}}
 
 
 def _worker_ignores_sigterm(_worker_id: int) -> None:
@@ -162,7 +161,7 @@ def train(
     use_bf16 = cfg.bf16 and parallel.bf16_supported(d.device)
     dtype = torch.bfloat16 if use_bf16 else torch.float32
     autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=use_bf16)
-    peak = PEAK_FLOPS.get(d.device.type, {}).get(dtype)
+    peak = matmul_peak(d.device, dtype)  # this host's, at this run's threads: MFU's denominator
     log = open(run_dir / "log.jsonl", "a") if d.main else None  # noqa: SIM115 (closed below)
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not (progress and d.main), dynamic_ncols=True,
                mininterval=1.0 if sys.stderr.isatty() else 60.0)  # fmt: skip
@@ -209,8 +208,7 @@ def train(
             last = {k: parallel.all_mean(v / n_sum, d) for k, v in sums.items()}
             sps = steps_since_log * cfg.batch_size / dt
             last.update(step=step, lr=lr, samples_per_s=sps, time=time.time())
-            if peak:
-                last["mfu"] = flops_since_log / dt / peak
+            last["mfu"] = flops_since_log / dt / peak
             if d.main:
                 log.write(json.dumps(last) + "\n")
                 log.flush()
