@@ -140,3 +140,35 @@ def test_a_dit_for_a_new_latent_format_starts_from_the_trained_transformer(test_
     )
     with pytest.raises(ValueError, match="another width or depth"):
         DiT(dataclasses.replace(cfg.dit, dim=2 * cfg.dit.dim, heads=2)).transplant_state(saved)
+
+
+def test_with_color_features_training_hides_some_color_names_and_keeps_the_latents(test_vae, tmp_path):
+    import dataclasses
+
+    from mutoscope.config import TextConfig
+
+    cfg = load_json(ModelConfig, test_vae / "config.json")
+    dit = dataclasses.replace(cfg.dit, text_dim=cfg.dit.text_dim + 4)
+    colored = dataclasses.replace(cfg, text=TextConfig(color_features=True), dit=dit)
+    tcfg = TrainConfig(what="dit", batch_size=4, unique_clips=8, num_workers=0, eval_clips=8,
+                       caption_dropout=0.0)  # fmt: skip
+    plain = DiTTask(cfg, tcfg, 0, 1, test_vae, run_dir=tmp_path)
+    task = DiTTask(colored, tcfg, 0, 1, test_vae)
+    captions, shown = (
+        [task.make(i)["caption"] for i in range(40)],
+        [plain.make(i)["caption"] for i in range(40)],
+    )
+    assert any("[[" in c for c in captions) and not any("[[" in c for c in shown)
+    assert [c.replace("[[", "").replace("]]", "") for c in captions] == shown
+    assert not any("[[" in c for c in task.held_out["caption"])  # the held-out loss: every name shown
+    # The kept latents are the clips' and the VAE's, not the text encoder's: both runs share them.
+    encoded = plain.inputs(plain.data[1], plain.cache)
+    resumed = DiTTask(colored, tcfg, 0, 1, test_vae, run_dir=tmp_path)
+    resumed.latents = None  # reading back must not encode anything, in the first epoch either
+    first, later = resumed.data[1], resumed.data[3]
+    assert "video" in first and "video" not in later
+    for batch in (first, later):
+        for a, b in zip(encoded, resumed.inputs(batch, resumed.cache), strict=True):
+            assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="text_dim"):
+        DiTTask(dataclasses.replace(cfg, text=colored.text), tcfg, 0, 1, test_vae)

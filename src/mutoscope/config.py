@@ -64,6 +64,9 @@ class TextConfig:
     path: str | None = None
     max_tokens: int = 48
     dim: int = 384
+    # Four RGB features per token of a color name beside its states (text_colors.py): the DiT's
+    # text_dim is then dim + 4. MiniLM only (its tokenizer's offsets place the names).
+    color_features: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(
         vae=dict(blocks_per_stage=2, decoder_blocks_per_stage=3),
         dit=dict(dim=256, depth=8, heads=4, cond_channels=22),
+    ),
+    # Candidate (2026-12-06, fourth session): the tiny model reading color names' RGB beside the
+    # MiniLM states (text_colors.py), which place "emerald" nearer "amber" than "green".
+    "tiny-color": dict(
+        vae=dict(blocks_per_stage=2, decoder_blocks_per_stage=3),
+        dit=dict(dim=256, depth=8, heads=4, cond_channels=22, text_dim=388),
+        text=dict(color_features=True),
     ),
     # Candidate latent format (2026-12-06): twice the latent channels. At 4x4x4 compression the
     # 16-channel VAE rounds 6-pixel shapes into blobs (the dev suite through it: 53.5% of claims).

@@ -8,7 +8,9 @@ local Hugging Face encoder (T5, CLIP text, BERT-likes) is usable by `TextConfig.
 transformers with `local_files_only=True`; transformers is then imported lazily.
 
 The DiT cross-attends to all token states; the empty prompt "" (just [CLS] [SEP]) is the
-unconditional embedding used by classifier-free guidance and caption dropout.
+unconditional embedding used by classifier-free guidance and caption dropout. With
+`TextConfig.color_features` each state carries four more numbers, the RGB of the color name its
+token belongs to (text_colors.py): MiniLM does not know that scarlet is red.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from einops import rearrange
 from torch import nn
 
 from mutoscope.config import TextConfig
+from mutoscope.text_colors import FEATURES, color_spans, token_features
 
 CACHE_SIZE = 1024  # prompts; one entry is L x D floats (~70 kB at L = 48)
 
@@ -146,6 +149,10 @@ class TextEncoder:
         self.cfg, self.cache_size = cfg, cache_size
         self.device = torch.device(device)
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()  # prompt -> (L_i, D) on device
+        if cfg.color_features and cfg.path is not None:
+            raise ValueError("color features need the bundled MiniLM's tokenizer (TextConfig.path None)")
+        # What the DiT receives per token: the encoder's states, then the color features.
+        self.out_dim = cfg.dim + (FEATURES if cfg.color_features else 0)
         if cfg.path is None:
             self._init_minilm()
         else:
@@ -184,13 +191,14 @@ class TextEncoder:
         if dim != self.cfg.dim:
             raise ValueError(f"text encoder gives {dim}-d states, the config expects {self.cfg.dim}")
 
-    def _tokenize(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token ids and mask (B, L), padded to the longest, at most cfg.max_tokens."""
+    def _tokenize(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor, list | None]:
+        """Token ids and mask (B, L), padded to the longest, at most cfg.max_tokens, and (MiniLM) each
+        prompt's token character offsets."""
         if self.cfg.path is not None:
             t = self._hf_tokenizer(
                 prompts, padding=True, truncation=True, max_length=self.cfg.max_tokens, return_tensors="pt"
             )
-            return t["input_ids"], t["attention_mask"].bool()
+            return t["input_ids"], t["attention_mask"].bool(), None
         encodings = self.tokenizer.encode_batch(prompts)
         length = max(len(e.ids) for e in encodings)
         ids = torch.zeros(len(prompts), length, dtype=torch.long)  # 0 = [PAD]
@@ -198,7 +206,7 @@ class TextEncoder:
         for i, e in enumerate(encodings):
             ids[i, : len(e.ids)] = torch.tensor(e.ids)
             mask[i, : len(e.ids)] = True
-        return ids, mask
+        return ids, mask, [e.offsets for e in encodings]
 
     def _encode_uncached(self, prompts: list[str]) -> list[torch.Tensor]:
         """One prompt at a time: in a padded batch a prompt's states differ in the last bits with its
@@ -208,13 +216,22 @@ class TextEncoder:
 
     @torch.inference_mode()
     def _encode_batch(self, prompts: list[str]) -> list[torch.Tensor]:
-        ids, mask = self._tokenize(prompts)
+        spans = None
+        if self.cfg.color_features:  # the encoder reads hidden names ("[[crimson]]") as [MASK]
+            prompts, spans = zip(*(color_spans(p) for p in prompts), strict=True)
+        ids, mask, offsets = self._tokenize(list(prompts))
         ids, mask = ids.to(self.device), mask.to(self.device)
         if self.cfg.path is None:
             states = self.model(ids, mask)
         else:
             states = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
-        return [s[: int(m.sum())].float().clone() for s, m in zip(states, mask, strict=True)]
+        rows = [s[: int(m.sum())].float().clone() for s, m in zip(states, mask, strict=True)]
+        if spans is not None:
+            rows = [
+                torch.cat([r, token_features(o, sp).to(r)], 1)
+                for r, o, sp in zip(rows, offsets, spans, strict=True)
+            ]
+        return rows
 
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token states (B, L, D) and mask (B, L) for a batch of prompts; L is the longest in the batch.

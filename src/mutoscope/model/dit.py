@@ -213,9 +213,10 @@ class DiT(nn.Module):
         return v.to(x.dtype)  # (B, C, T, H, W)
 
     def widen_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """A state dict of this DiT without control inputs (or with fewer), or trained on fewer latent
-        channels, made to fit this one: the patch embedding's columns for the new input channels
-        and the final layer's rows for the new latent channels are zero, and a missing camera
+        """A state dict of this DiT without control inputs (or with fewer), trained on fewer latent
+        channels or fewer text features (the color features), made to fit this one: the patch
+        embedding's columns for the new input channels, the text projections' columns for the new
+        features and the final layer's rows for the new latent channels are zero, and a missing camera
         embedding takes this model's initial one (zero output). The model computes what it did on
         the channels it knew; the controls start switched off (as adaLN-Zero starts each block off)
         and the new latent channels at zero velocity, to be learned."""
@@ -224,6 +225,10 @@ class DiT(nn.Module):
             **state,
             **{k: v for k, v in own.items() if k.startswith("camera_embed.") and k not in state},
         }
+        for key in ("text_proj.0.weight", "pool_embed.0.weight"):  # more text features: zero columns
+            w, want = state[key], own[key].shape[1]
+            if w.shape[1] < want:
+                state[key] = torch.cat([w, w.new_zeros(w.shape[0], want - w.shape[1])], 1)
         key = "patch_embed.weight"
         w = state[key]
         P = self.cfg.patch_size[0] * self.cfg.patch_size[1] * self.cfg.patch_size[2]

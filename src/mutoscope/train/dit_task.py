@@ -23,6 +23,7 @@ from mutoscope.data.world_stream import to_model
 from mutoscope.diffusion import flow
 from mutoscope.model import DiT, controls
 from mutoscope.text import CACHE_SIZE, TextEncoder
+from mutoscope.text_colors import hide_colors
 from mutoscope.train import checkpoint
 from mutoscope.train.latent_store import LatentStore, fingerprint
 from mutoscope.train.tasks import HELD_OUT_SEED, Batches, collate, sample_seed, world
@@ -62,6 +63,10 @@ def load_vae(path: str | Path) -> CausalVAE:
 KEY_MODES = ("none", "first", "first_last", "last", "extend")
 # Most samples keep no keyframe, so that the text stays the main source of what appears.
 KEY_PROBS = (0.6, 0.18, 0.07, 0.03, 0.12)
+# With color features (text_colors.py), the share of color names the text encoder does not see (it
+# reads [MASK], the DiT the name's RGB): without it the encoder's states alone name every training
+# color and the RGB would go unread.
+HIDE_COLORS = 0.3
 # Still, camera-silent clips given a random camera move as a control: the only samples where the
 # control is the sole source of the move (0.35 left the camera control unlearned after 1160 steps).
 CAMERA_OVERRIDE = 0.6
@@ -144,9 +149,10 @@ class DiTSample:
 
     def __init__(
         self, cfg: ModelConfig, tcfg: TrainConfig, seed: int, latent: tuple[int, ...], dropout: float,
-        with_controls: bool = True, unique_clips: int = 0,
+        with_controls: bool = True, unique_clips: int = 0, hide_colors: float = 0.0,
     ):  # fmt: skip
         self.stream, self.seed, self.latent, self.dropout = world(cfg, seed), seed, latent, dropout
+        self.hide_colors = hide_colors if cfg.text.color_features else 0.0
         self.cfg, self.unique = cfg, unique_clips
         self.with_controls = with_controls and cfg.dit.cond_channels > 0
 
@@ -155,6 +161,7 @@ class DiTSample:
         scene = self.stream.scene(clip)
         rng = np.random.default_rng(sample_seed(self.seed, index, 3))
         caption = "" if rng.random() < self.dropout else scene[1].text
+        caption = hide_colors(caption, rng, self.hide_colors)
         gen = torch.Generator().manual_seed(sample_seed(self.seed, index, 4))
         t = flow.sample_t(1, gen)[0]
         noise = torch.randn(self.latent, generator=gen)
@@ -204,18 +211,28 @@ class DiTTask:
         # Every clip's caption stays cached over the epochs (~30 kB each), with the empty one.
         self.text_cache = max(CACHE_SIZE, tcfg.unique_clips + 1)
         self.text = TextEncoder(cfg.text, cache_size=self.text_cache)
+        if cfg.dit.text_dim != self.text.out_dim:
+            raise ValueError(
+                f"DiT text_dim {cfg.dit.text_dim} != the text encoder's {self.text.out_dim} features"
+            )
         self.model = DiT(cfg.dit)
         latent = self.vae.latent_shape(cfg.frames, cfg.height, cfg.width)
         unique = tcfg.unique_clips
         if unique < 0 or unique % tcfg.batch_size:
             raise ValueError(f"unique clips {unique} are not a multiple of the batch {tcfg.batch_size}")
-        self.make = DiTSample(cfg, tcfg, tcfg.seed, latent, tcfg.caption_dropout, unique_clips=unique)
+        self.make = DiTSample(cfg, tcfg, tcfg.seed, latent, tcfg.caption_dropout, unique_clips=unique,
+                              hide_colors=HIDE_COLORS)  # fmt: skip
         self.data = Batches(self.make, tcfg.batch_size, rank, world_size)
         # The first epoch's inputs, kept for the later ones (in the run directory too, when given).
         self.cache = None
         if unique:
+            # What the kept inputs are made of: the world's clip format, the VAE, the control channels
+            # and the seed; not the DiT's other settings nor the text encoder (captions are encoded
+            # every step), so a run that changes those keeps the latents.
+            made_of = {k: to_dict(cfg)[k] for k in ("width", "height", "frames", "fps", "vae")}
+            made_of["cond_channels"] = cfg.dit.cond_channels
             key = fingerprint(
-                json.dumps(to_dict(cfg), sort_keys=True), str(tcfg.seed), state=self.vae.state_dict()
+                json.dumps(made_of, sort_keys=True), str(tcfg.seed), state=self.vae.state_dict()
             )
             self.cache = LatentStore(None if run_dir is None else Path(run_dir) / f"latents-{key}")
         # Held out without controls: the text-to-video loss, comparable with runs before the controls.
@@ -245,16 +262,18 @@ class DiTTask:
 
     def inputs(self, batch: dict[str, Any], cache: LatentStore | None) -> tuple[torch.Tensor, ...]:
         """(x0 latents, control maps or None, object cover) of the batch's clips: encoded from their
-        frames (and kept in `cache`), or the kept ones of a later epoch. A run resumed in a later
-        epoch without its store renders and encodes again the clips it lacks."""
-        if "video" in batch:
+        frames (and kept in `cache`), or the kept ones: those of a later epoch, and of a first epoch
+        that another run with the same store already encoded. A run resumed in a later epoch
+        without its store renders and encodes again the clips it lacks."""
+        clips = batch["clip"].tolist()
+        if "video" in batch and (cache is None or not all(c in cache for c in clips)):
             x0 = self.latents(batch["video"])
             cond = self.keyframes(batch, x0) if "cond" in batch else None
             objects = batch["objects"].to(x0)
             if cache is not None:
-                cache.put(batch["clip"].tolist(), x0, cond, objects)
+                cache.put(clips, x0, cond, objects)
             return x0, cond, objects
-        clips, device = batch["clip"].tolist(), batch["noise"].device
+        device = batch["clip"].device
         missing = [c for c in clips if c not in cache]
         if missing:
             with torch.autocast("cpu", enabled=False):  # made as the DataLoader made them (the brush maps)
