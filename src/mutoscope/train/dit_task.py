@@ -149,10 +149,10 @@ class DiTSample:
 
     def __init__(
         self, cfg: ModelConfig, tcfg: TrainConfig, seed: int, latent: tuple[int, ...], dropout: float,
-        with_controls: bool = True, unique_clips: int = 0, hide_colors: float = 0.0,
+        with_controls: bool = True, unique_clips: int = 0, hide_share: float = 0.0,
     ):  # fmt: skip
         self.stream, self.seed, self.latent, self.dropout = world(cfg, seed), seed, latent, dropout
-        self.hide_colors = hide_colors if cfg.text.color_features else 0.0
+        self.hide_share = hide_share if cfg.text.color_features else 0.0  # color names hidden
         self.cfg, self.unique = cfg, unique_clips
         self.with_controls = with_controls and cfg.dit.cond_channels > 0
 
@@ -161,7 +161,7 @@ class DiTSample:
         scene = self.stream.scene(clip)
         rng = np.random.default_rng(sample_seed(self.seed, index, 3))
         caption = "" if rng.random() < self.dropout else scene[1].text
-        caption = hide_colors(caption, rng, self.hide_colors)
+        caption = hide_colors(caption, rng, self.hide_share)
         gen = torch.Generator().manual_seed(sample_seed(self.seed, index, 4))
         t = flow.sample_t(1, gen)[0]
         noise = torch.randn(self.latent, generator=gen)
@@ -221,7 +221,7 @@ class DiTTask:
         if unique < 0 or unique % tcfg.batch_size:
             raise ValueError(f"unique clips {unique} are not a multiple of the batch {tcfg.batch_size}")
         self.make = DiTSample(cfg, tcfg, tcfg.seed, latent, tcfg.caption_dropout, unique_clips=unique,
-                              hide_colors=HIDE_COLORS)  # fmt: skip
+                              hide_share=HIDE_COLORS)  # fmt: skip
         self.data = Batches(self.make, tcfg.batch_size, rank, world_size)
         # The first epoch's inputs, kept for the later ones (in the run directory too, when given).
         self.cache = None
