@@ -81,3 +81,19 @@ def test_a_dit_gaining_color_features_computes_what_it_did():
         assert torch.allclose(
             wide(x, t, torch.cat([text, rgb], -1), mask, cond), base(x, t, text, mask, cond), atol=1e-6
         )
+
+
+def test_a_model_whose_dit_does_not_read_its_encoders_features_is_refused(tmp_path):
+    from mutoscope.errors import UserError
+    from mutoscope.generate import load_model, save_model
+    from mutoscope.vae import CausalVAE
+
+    cfg = preset("test")
+    save_model(
+        tmp_path,
+        dataclasses.replace(cfg, text=TextConfig(color_features=True)),
+        DiT(cfg.dit),
+        CausalVAE(cfg.vae),
+    )
+    with pytest.raises(UserError, match="reads 384 text features, its encoder gives 388"):
+        load_model(tmp_path)
