@@ -7,9 +7,10 @@ Each configuration trains `--steps` steps from scratch in a temporary run direct
 real loop (mutoscope.train.loop.train: data, forward, backward, AdamW, EMA) and reports the
 throughput of the second half of the steps (the first half pays for start-up). FLOPs per step are
 counted by torch's FlopCounterMode (forward + backward); MFU is against the matmul peak the loop
-measures at the run's start, on this host at these threads (bench/matmul_peak.py). The DiT needs an exported VAE (`--vae`). With
-`--reuse` the DiT's second half trains again on the first half's clips (`--unique-clips`): the
-throughput of a later epoch, whose latents are kept rather than encoded.
+measures at the run's start, on this host at these threads (bench/matmul_peak.py). The DiT needs
+an exported VAE (`--vae`). With `--reuse` the DiT's second half trains again on the first half's
+clips (`--unique-clips`): the throughput of a later epoch, whose latents are kept rather than
+encoded.
 """
 
 from __future__ import annotations
