@@ -2,7 +2,7 @@
 
     mutoscope eval --suite dev --out out/eval                 # the shipped model + both baselines
     mutoscope eval --suite quick --model runs/dit-tiny/export --no-baselines
-    mutoscope eval --suite dev --baselines vae --vae runs/vae-s2    # a VAE's ceiling alone
+    mutoscope eval --suite dev --baselines vae --vae candidates/vae-s2  # a VAE's ceiling alone
 
 Writes OUT/rows.jsonl (one judged clip per line), OUT/report.md (the table) and OUT/claims.png.
 """
