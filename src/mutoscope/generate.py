@@ -157,11 +157,10 @@ def load_model(path: str | Path | None = None, *, preset: str | None = None, dev
         sample = load_json(SampleConfig, directory / "sample.json") if has_sample else SampleConfig()
     dit, vae = (m.to(dev).eval().requires_grad_(False) for m in (dit, vae))
     text = TextEncoder(cfg.text, device=dev)
-    if cfg.dit.text_dim != text.out_dim:
-        raise UserError(
-            "model.config",
-            f"the DiT reads {cfg.dit.text_dim} text features, its encoder gives {text.out_dim}",
-        )
+    try:
+        text.check_reader(cfg.dit.text_dim)
+    except ValueError as e:
+        raise UserError("model.config", str(e)) from None
     model_id = f"{cfg.name}-{weights_hash(dit, vae)}"  # of the weights as stored (fp32)
     use_bf16 = bf16_default(dev) if bf16 is None else bf16
     if use_bf16:

@@ -187,6 +187,14 @@ class TextEncoder:
         self.model.requires_grad_(False)
         self._check_dim(getattr(self.model.config, "hidden_size", None) or self.model.config.d_model)
 
+    def check_reader(self, text_dim: int) -> None:
+        """ValueError unless a DiT that reads `text_dim` features per token can read this encoder."""
+        if text_dim != self.out_dim:
+            raise ValueError(
+                f"the DiT reads {text_dim} text features, its encoder gives {self.out_dim} "
+                "(DiT text_dim against TextConfig)"
+            )
+
     def _check_dim(self, dim: int) -> None:
         if dim != self.cfg.dim:
             raise ValueError(f"text encoder gives {dim}-d states, the config expects {self.cfg.dim}")

@@ -48,16 +48,16 @@ def _name_pattern() -> re.Pattern:
 def color_spans(text: str) -> tuple[str, list[tuple[int, int, tuple[float, float, float]]]]:
     """(what the encoder reads, [(start, end, rgb)] of the color names in it). A hidden name
     "[[crimson]]" becomes [MASK] in the encoder's text, its span that of [MASK]."""
-    spans, out, at = [], [], 0
+    spans, out, at, length = [], [], 0, 0  # `length`: of the encoder's text so far
     table = color_table()
     for m in _HIDDEN.finditer(text):
-        out.append(text[at : m.start()])
-        start = sum(len(p) for p in out)
         rgb = table.get(m.group(1).lower())
-        out.append(HIDDEN_TOKEN if rgb is not None else m.group(1))
+        shown = HIDDEN_TOKEN if rgb is not None else m.group(1)
+        start = length + m.start() - at
         if rgb is not None:
-            spans.append((start, start + len(HIDDEN_TOKEN), rgb))
-        at = m.end()
+            spans.append((start, start + len(shown), rgb))
+        out += [text[at : m.start()], shown]
+        length, at = start + len(shown), m.end()
     out.append(text[at:])
     shown = "".join(out)
     lower = shown.lower()

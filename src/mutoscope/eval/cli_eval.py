@@ -73,11 +73,11 @@ def run(args: argparse.Namespace) -> int:
             run_ground_truth(prompts, out / "truth", cfg.width, cfg.height, cfg.fps, keep)
         if "vae" in baselines:
             run_vae(prompts, vae, (cfg.width, cfg.height), cfg.fps, out / "vae", keep)
-        if args.vae is None:
+        if args.vae is None:  # a candidate VAE's ceiling is measured alone
             run_model(prompts, pipe, "model", out / "model", args.steps, args.cfg, keep)
-        if "untrained" in baselines and args.vae is None:
-            fresh = load_model(preset=cfg.name)
-            run_model(prompts, fresh, "untrained", out / "untrained", args.steps, args.cfg, keep)
+            if "untrained" in baselines:
+                fresh = load_model(preset=cfg.name)
+                run_model(prompts, fresh, "untrained", out / "untrained", args.steps, args.cfg, keep)
     summary = summarise(rows)
     table = markdown(summary)
     what = f"VAE {args.vae}" if args.vae else f"model {args.model or 'shipped default'}"

@@ -211,10 +211,7 @@ class DiTTask:
         # Every clip's caption stays cached over the epochs (~30 kB each), with the empty one.
         self.text_cache = max(CACHE_SIZE, tcfg.unique_clips + 1)
         self.text = TextEncoder(cfg.text, cache_size=self.text_cache)
-        if cfg.dit.text_dim != self.text.out_dim:
-            raise ValueError(
-                f"DiT text_dim {cfg.dit.text_dim} != the text encoder's {self.text.out_dim} features"
-            )
+        self.text.check_reader(cfg.dit.text_dim)
         self.model = DiT(cfg.dit)
         latent = self.vae.latent_shape(cfg.frames, cfg.height, cfg.width)
         unique = tcfg.unique_clips
@@ -229,7 +226,8 @@ class DiTTask:
             # What the kept inputs are made of: the world's clip format, the VAE, the control channels
             # and the seed; not the DiT's other settings nor the text encoder (captions are encoded
             # every step), so a run that changes those keeps the latents.
-            made_of = {k: to_dict(cfg)[k] for k in ("width", "height", "frames", "fps", "vae")}
+            whole = to_dict(cfg)
+            made_of = {k: whole[k] for k in ("width", "height", "frames", "fps", "vae")}
             made_of["cond_channels"] = cfg.dit.cond_channels
             key = fingerprint(
                 json.dumps(made_of, sort_keys=True), str(tcfg.seed), state=self.vae.state_dict()
