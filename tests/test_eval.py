@@ -107,6 +107,7 @@ def test_cli_measures_a_candidate_vaes_ceiling_alone(tmp_path, capsys, trained_t
     import json
 
     from mutoscope.cli import main
+    from mutoscope.post.mp4 import read_frames
 
     out = tmp_path / "ceiling"
     args = ["eval", "--suite", "quick", "--n", "2", "--baselines", "vae", "--vae"]
@@ -114,7 +115,12 @@ def test_cli_measures_a_candidate_vaes_ceiling_alone(tmp_path, capsys, trained_t
     rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
     assert [r["source"] for r in rows] == ["ground truth through the VAE"] * 2  # and no model column
     assert "VAE " + str(trained_test_vae.run) in (out / "report.md").read_text()
+    cfg = trained_test_vae.cfg  # the clips are made at the candidate's own size, not the shipped one
+    assert read_frames(out / "vae" / "0000.mp4").shape[1:3] == (cfg.height, cfg.width) != (64, 64)
     capsys.readouterr()
+    both = ["eval", "--baselines", "vae", "--vae", str(trained_test_vae.run), "--model", str(tmp_path)]
+    assert main([*both, "--out", str(tmp_path / "both")]) == 2
+    assert "not both" in capsys.readouterr().err and not (tmp_path / "both").exists()
     assert main([*args, str(tmp_path / "nothing"), "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err
     assert "neither an exported model nor a VAE run" in err and err.count("\n") == 1

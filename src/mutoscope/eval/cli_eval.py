@@ -48,15 +48,20 @@ def run(args: argparse.Namespace) -> int:
     baselines = [b for b in args.baselines.split(",") if b]
     if args.vae is not None and "vae" not in baselines:
         raise UserError("eval.vae", "--vae measures a VAE's ceiling: add vae to --baselines")
+    if args.vae is not None and args.model is not None:
+        raise UserError("eval.vae", "--vae measures a VAE's ceiling alone: give --vae or --model, not both")
     unknown = set(baselines) - set(BASELINES)
     if unknown:
         raise UserError(
             "eval.baselines", f"unknown baseline(s) {', '.join(sorted(unknown))}; use {', '.join(BASELINES)}"
         )
     prompts = suite(args.suite, args.n)
-    pipe = load_model(args.model)  # both before the report is opened: a bad path costs nothing
-    cfg = pipe.config
-    vae = pipe.vae if args.vae is None else _candidate_vae(args.vae, next(pipe.vae.parameters()).dtype)
+    # The model (or a candidate VAE alone) before the report is opened: a bad path costs nothing.
+    if args.vae is None:
+        pipe = load_model(args.model)
+        cfg, vae = pipe.config, pipe.vae
+    else:
+        cfg, vae = _candidate_vae(args.vae)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
@@ -91,11 +96,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _candidate_vae(path: str, dtype):
-    """A VAE run's EMA weights or a model directory's VAE, in the dtype the model's VAE runs in."""
-    from mutoscope.train.dit_task import load_vae
+def _candidate_vae(path: str):
+    """(model config, VAE) of a VAE run's EMA weights or a model directory's VAE, in the dtype a
+    model's VAE runs in on this machine (generate.load_model's rule), without loading a whole model."""
+    import torch
+
+    from mutoscope.generate import bf16_default
+    from mutoscope.train.dit_task import load_vae_with_config
 
     try:
-        return load_vae(path).to(dtype)
+        cfg, vae = load_vae_with_config(path)
     except (ValueError, FileNotFoundError) as e:
         raise UserError("eval.vae", str(e)) from None
+    return cfg, vae.to(torch.bfloat16) if bf16_default(torch.device("cpu")) else vae

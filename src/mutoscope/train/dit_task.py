@@ -44,20 +44,26 @@ from mutoscope.world.vocab import Camera
 def load_vae(path: str | Path) -> CausalVAE:
     """A frozen VAE from an exported model directory (config.json + vae.safetensors, with its latent
     statistics) or from a VAE run directory (its EMA weights; latent statistics as in the run)."""
+    return load_vae_with_config(path)[1]
+
+
+def load_vae_with_config(path: str | Path) -> tuple[ModelConfig, CausalVAE]:
+    """load_vae, with the model config the VAE was made for (its clip size and rate)."""
     path = Path(path)
     if (path / "vae.safetensors").is_file():
         from safetensors.torch import load_file
 
-        cfg = load_json(ModelConfig, path / "config.json").vae
-        vae = CausalVAE(cfg)
+        model_cfg = load_json(ModelConfig, path / "config.json")
+        vae = CausalVAE(model_cfg.vae)
         vae.load_state_dict(load_file(path / "vae.safetensors"))
     else:
         ckpt = checkpoint.load(path)
         if ckpt is None or ckpt.get("what") != "vae":
             raise ValueError(f"{path} is neither an exported model nor a VAE run")
-        vae = CausalVAE(from_dict(ModelConfig, ckpt["model_cfg"]).vae)
+        model_cfg = from_dict(ModelConfig, ckpt["model_cfg"])
+        vae = CausalVAE(model_cfg.vae)
         vae.load_state_dict(ckpt["ema"])
-    return channels_last(vae.eval().requires_grad_(False))
+    return model_cfg, channels_last(vae.eval().requires_grad_(False))
 
 
 KEY_MODES = ("none", "first", "first_last", "last", "extend")
