@@ -53,11 +53,12 @@ def test_vae(trained_test_vae) -> Path:
     return trained_test_vae.export
 
 
-def dit_task(vae: Path, unique_clips: int, run_dir: Path | None = None, seed: int = 0) -> DiTTask:
+def dit_task(vae: Path, unique_clips: int, run_dir: Path | None = None, seed: int = 0,
+             rank: int = 0, world_size: int = 1) -> DiTTask:  # fmt: skip
     cfg = load_json(ModelConfig, vae / "config.json")
     tcfg = TrainConfig(what="dit", batch_size=4, unique_clips=unique_clips, num_workers=0, eval_clips=2,
                        seed=seed)  # fmt: skip
-    return DiTTask(cfg, tcfg, 0, 1, vae, run_dir=run_dir)
+    return DiTTask(cfg, tcfg, rank, world_size, vae, run_dir=run_dir)
 
 
 def test_later_epochs_show_the_same_clips_with_new_noise(test_vae):
@@ -103,6 +104,27 @@ def test_the_kept_latents_outlive_the_process_in_the_run_directory(test_vae, tmp
     # Another seed draws other clips and controls: its store is another directory.
     other = dit_task(test_vae, unique_clips=8, run_dir=tmp_path, seed=1)
     assert len(other.cache) == 0 and len(list(tmp_path.glob("latents-*"))) == 2
+
+
+def test_a_rank_reads_back_only_the_clips_it_draws(test_vae, tmp_path):
+    """Over fixed clips a torchrun rank draws the same share every epoch, so it holds only that share."""
+    whole = dit_task(test_vae, unique_clips=8, run_dir=tmp_path)  # one process: batches of clips 0..3, 4..7
+    for step in (0, 1):
+        whole.inputs(whole.data[step], whole.cache)
+    ranks = [dit_task(test_vae, unique_clips=8, run_dir=tmp_path, rank=r, world_size=2) for r in (0, 1)]
+    assert sorted(ranks[0].cache.rows) == [0, 1, 4, 5] and sorted(ranks[1].cache.rows) == [2, 3, 6, 7]
+    for r, task in enumerate(ranks):
+        batch = task.data[2]  # the second epoch's first batch: this rank's half of clips 0..3
+        assert batch["clip"].tolist() == [2 * r, 2 * r + 1]
+        kept = task.inputs(batch, task.cache)  # read back, not encoded again
+        for a, b in zip(kept, whole.cache.get([2 * r, 2 * r + 1], torch.device("cpu")), strict=True):
+            assert torch.equal(a, b)
+    # A rank's own files hold its clips alone, so another rank reading the directory keeps none of them.
+    fresh = tmp_path / "ranks"
+    one = dit_task(test_vae, unique_clips=8, run_dir=fresh, rank=1, world_size=2)
+    one.inputs(one.data[0], one.cache)
+    again = [dit_task(test_vae, unique_clips=8, run_dir=fresh, rank=r, world_size=2) for r in (0, 1)]
+    assert len(again[0].cache) == 0 and sorted(again[1].cache.rows) == [2, 3]
 
 
 def test_a_dit_for_a_new_latent_format_starts_from_the_trained_transformer(test_vae, tmp_path):

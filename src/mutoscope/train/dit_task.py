@@ -238,7 +238,13 @@ class DiTTask:
             key = fingerprint(
                 json.dumps(made_of, sort_keys=True), str(tcfg.seed), state=self.vae.state_dict()
             )
-            self.cache = LatentStore(None if run_dir is None else Path(run_dir) / f"latents-{key}")
+            # Sample i shows clip i mod N, and N is a multiple of the batch: this rank draws the
+            # clips whose place in a batch falls in its share (Batches), the same ones every epoch.
+            local = tcfg.batch_size // world_size
+            self.cache = LatentStore(
+                None if run_dir is None else Path(run_dir) / f"latents-{key}",
+                keeps=lambda clip: (clip % tcfg.batch_size) // local == rank,
+            )
         # Held out without controls: the text-to-video loss, comparable with runs before the controls.
         held = DiTSample(cfg, tcfg, HELD_OUT_SEED, latent, 0.0, with_controls=False)
         self.held_out = Batches(held, tcfg.eval_clips, 0, 1)[0]

@@ -5,13 +5,14 @@ In memory, and with a directory on disk too (one file per batch, written atomica
 process that resumes the run (after a preemption, a SIGTERM, a code change) reads them back instead
 of encoding every clip again: at the tiny preset's sizes the encode is 3/4 of a first-epoch step.
 The ranks of a torchrun share the directory (their clips differ, and so their files' names); each
-reads all of it back, which costs memory in proportion to the ranks on one machine.
+reads back only the clips it draws (`keeps`): over fixed clips, a rank draws the same ones every epoch.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -20,9 +21,11 @@ Row = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]  # latents, control
 
 
 class LatentStore:
-    def __init__(self, directory: Path | None = None):
+    def __init__(self, directory: Path | None = None, keeps: Callable[[int], bool] | None = None):
+        """`keeps(clip)`: whether this process draws the clip (None: every clip), so that reading the
+        directory back holds this rank's share in memory, not every rank's."""
         self.rows: dict[int, Row] = {}
-        self.dir = directory
+        self.dir, self.keeps = directory, keeps
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
             for path in sorted(directory.glob("*.pt")):
@@ -65,8 +68,13 @@ class LatentStore:
         )
 
     def _add(self, part: dict[str, torch.Tensor]) -> None:
+        clips = part["clips"].tolist()
+        kept = [i for i, c in enumerate(clips) if self.keeps is None or self.keeps(c)]
+        if len(kept) < len(clips):  # copies: a row must not hold the rest of its file in memory
+            part = {k: v[kept].clone() for k, v in part.items()}
+            clips = [clips[i] for i in kept]
         cond = part.get("cond")
-        for i, clip in enumerate(part["clips"].tolist()):
+        for i, clip in enumerate(clips):
             self.rows[clip] = (part["x0"][i], None if cond is None else cond[i], part["objects"][i])
 
 
