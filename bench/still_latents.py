@@ -41,12 +41,13 @@ def main() -> None:
             frames = render(prompt.spec, cfg.width, cfg.height, cfg.fps)
             still = np.repeat(frames[:1], cfg.frames, axis=0)
             x = torch.from_numpy(still).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+            x = x.contiguous(memory_format=torch.channels_last_3d)
             with torch.inference_mode():
-                z = vae.normalize(vae.encode(x.contiguous(memory_format=torch.channels_last_3d))[0].float())[0]
+                z = vae.normalize(vae.encode(x)[0].float())[0]
             last = z[:, -1].pow(2).mean().sqrt()
             rel.append([float((z[:, k] - z[:, -1]).pow(2).mean().sqrt() / last) for k in range(z.shape[1])])
         means = " ".join(f"{v:.3f}" for v in np.mean(rel, 0))
-        print(f"{path}: latent frame k vs the last, relative RMS distance over {len(prompts)} stills: {means}")
+        print(f"{path}: latent frame k vs the last, relative RMS distance, {len(prompts)} stills: {means}")
 
 
 if __name__ == "__main__":
