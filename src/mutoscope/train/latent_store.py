@@ -70,8 +70,8 @@ class LatentStore:
     def _add(self, part: dict[str, torch.Tensor]) -> None:
         clips = part["clips"].tolist()
         kept = [i for i, c in enumerate(clips) if self.keeps is None or self.keeps(c)]
-        if len(kept) < len(clips):  # copies: a row must not hold the rest of its file in memory
-            part = {k: v[kept].clone() for k, v in part.items()}
+        if len(kept) < len(clips):  # indexing copies: a row must not hold the rest of its file alive
+            part = {k: v[kept] for k, v in part.items()}
             clips = [clips[i] for i in kept]
         cond = part.get("cond")
         for i, clip in enumerate(clips):
