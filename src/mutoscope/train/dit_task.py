@@ -238,12 +238,10 @@ class DiTTask:
             key = fingerprint(
                 json.dumps(made_of, sort_keys=True), str(tcfg.seed), state=self.vae.state_dict()
             )
-            # Sample i shows clip i mod N, and N is a multiple of the batch: this rank draws the
-            # clips whose place in a batch falls in its share (Batches), the same ones every epoch.
-            local = tcfg.batch_size // world_size
+            # Sample i shows clip i mod N, and N is a multiple of the batch: clip c keeps sample c's
+            # place in every batch, so this rank draws it (every epoch) when it draws sample c.
             self.cache = LatentStore(
-                None if run_dir is None else Path(run_dir) / f"latents-{key}",
-                keeps=lambda clip: (clip % tcfg.batch_size) // local == rank,
+                None if run_dir is None else Path(run_dir) / f"latents-{key}", keeps=self.data.draws
             )
         # Held out without controls: the text-to-video loss, comparable with runs before the controls.
         held = DiTSample(cfg, tcfg, HELD_OUT_SEED, latent, 0.0, with_controls=False)

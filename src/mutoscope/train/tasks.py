@@ -50,6 +50,10 @@ class Batches(Dataset):
         first = step * self.batch_size + self.rank * self.local
         return collate([self.make(i) for i in range(first, first + self.local)])
 
+    def draws(self, index: int) -> bool:
+        """Whether this rank makes sample `index` (its place in a batch falls in this rank's share)."""
+        return (index % self.batch_size) // self.local == self.rank
+
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Samples (dicts with the same keys) into a batch: tensors stacked, anything else listed."""
