@@ -28,6 +28,7 @@ def main() -> None:
     import numpy as np
     import torch
 
+    from mutoscope.data.world_stream import to_model
     from mutoscope.eval.suites import suite
     from mutoscope.train.dit_task import load_vae_with_config
     from mutoscope.world.render import render
@@ -40,8 +41,7 @@ def main() -> None:
         for prompt in prompts:
             frames = render(prompt.spec, cfg.width, cfg.height, cfg.fps)
             still = np.repeat(frames[:1], cfg.frames, axis=0)
-            x = torch.from_numpy(still).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
-            x = x.contiguous(memory_format=torch.channels_last_3d)
+            x = to_model(torch.from_numpy(still))[None].contiguous(memory_format=torch.channels_last_3d)
             with torch.inference_mode():
                 z = vae.normalize(vae.encode(x)[0].float())[0]
             last = z[:, -1].pow(2).mean().sqrt()
