@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -240,6 +241,41 @@ def test_controls_change_the_video(tmp_path):
     assert np.array_equal(plain, frames("a2.mp4"))
     assert np.abs(plain - frames("b.mp4", camera="pan_left")).mean() > 0.5
     assert np.abs(plain - frames("c.mp4", first_frame=np.zeros((32, 32, 3), np.uint8))).mean() > 0.5
+
+
+def test_the_static_region_is_held_on_the_first_frames_latents(pipe, tmp_path):
+    from mutoscope.generate import Plan, _static_hold, _to_model
+
+    cfg = pipe.config
+    C, T, h, w = pipe.vae.latent_shape(cfg.frames, cfg.height, cfg.width)
+    first = np.random.default_rng(1).integers(0, 255, (cfg.height, cfg.width, 3), dtype=np.uint8)
+    static = np.zeros((cfg.height, cfg.width), np.float32)
+    static[: cfg.height // 2] = 1  # the top half: whole latent rows
+    plan = Plan(seed=0, steps=2, cfg=1.0, sampler="euler", frames=cfg.frames, segments=["a"], fps=cfg.fps,
+                size=(cfg.width, cfg.height), static=static)  # fmt: skip
+    noise = torch.randn(1, C, T, h, w)
+    hold = _static_hold(pipe, plan, first, noise)
+    x = hold(torch.randn(1, C, T, h, w), torch.tensor(0.0))
+    image = _to_model(first[None], next(pipe.vae.parameters()))
+    still = controls.still_clip_latents(pipe.vae, image, cfg.frames)
+    assert torch.allclose(x[..., : h // 2, :], still[..., : h // 2, :], atol=1e-6)
+    assert torch.allclose(hold(noise, torch.tensor(1.0)), noise)  # the path starts at the noise
+    assert _static_hold(pipe, plan, None, noise) is None  # no first frame: the trained channel alone
+    off = dataclasses.replace(plan, hold_static=False)
+    assert _static_hold(pipe, off, first, noise) is None
+
+
+def test_generate_records_whether_the_static_region_was_held(pipe, tmp_path):
+    mask = np.zeros((32, 32), np.float32)
+    mask[:16] = 1
+    req = dict(prompt="a ball", seed=0, steps=1, seconds=1, static_mask=mask)
+    first = np.full((32, 32, 3), 90, np.uint8)
+    held = generate(pipe, GenerationRequest(**req, first_frame=first), tmp_path / "h.mp4")
+    plain = generate(pipe, GenerationRequest(**req), tmp_path / "p.mp4")
+    off = generate(pipe, GenerationRequest(**req, first_frame=first, hold_static=False), tmp_path / "o.mp4")
+    assert held.record["controls"]["static_held"] is True
+    assert plain.record["controls"]["static_held"] is False and off.record["controls"]["static_held"] is False
+    assert not np.array_equal(read_frames(held.video), read_frames(off.video))
 
 
 def test_extend_continues_a_video_and_loop_rounds_to_segments(pipe, tmp_path):

@@ -10,7 +10,7 @@ import torch
 from mutoscope.config import DiTConfig
 from mutoscope.diffusion import flow
 from mutoscope.diffusion.sampling import cfg_wrapper, euler, heun
-from mutoscope.model import DiT
+from mutoscope.model import DiT, controls
 
 
 def test_interpolation_endpoints_and_velocity():
@@ -107,6 +107,29 @@ def test_callback_counts_and_can_stop():
     with pytest.raises(Stop):
         heun(model, torch.ones(1), flow.time_grid(10), callback=stop_at_two)
     assert len(calls) == 4  # two Heun steps, nothing after
+
+
+@pytest.mark.parametrize("sampler", [euler, heun])
+def test_a_projection_holds_its_region_on_the_path_to_its_target_and_leaves_the_rest(sampler):
+    g = torch.Generator().manual_seed(0)
+    noise, target = torch.randn(2, 6, generator=g), torch.randn(2, 6, generator=g)
+    region = torch.tensor([1.0, 1.0, 0.5, 0.0, 0.0, 0.0])
+
+    def field(x, t):  # elementwise: the free coordinates do not see the held ones
+        return torch.sin(x) + t[:, None]
+
+    ts = flow.time_grid(6, shift=2.0)
+    held = sampler(field, noise, ts, project=controls.held_path(target, noise, region))
+    free = sampler(field, noise, ts)
+    assert torch.allclose(held[:, :2], target[:, :2])  # ends on the target (t = 0 there)
+    assert torch.allclose(held[:, 3:], free[:, 3:])
+    seen = []
+    project = controls.held_path(target, noise, region)
+    x = torch.zeros(2, 6)
+    on_path = 0.25 * noise + 0.75 * target  # the path at t = 0.25
+    assert torch.allclose(project(x, torch.tensor(0.25))[:, 2], 0.5 * on_path[:, 2])  # a soft edge blends
+    sampler(field, noise, ts, project=lambda x, t: seen.append(float(t)) or project(x, t))
+    assert seen[0] == 1.0 and seen[-1] == 0.0  # from the start to the end
 
 
 def _text_model(x, t, text, mask):

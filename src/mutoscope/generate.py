@@ -75,6 +75,9 @@ class GenerationRequest:
     fps: float | None = None
     size: str | None = None
     anchor: bool = True  # keyframes and segment seams exact in pixels (see anchor()); off to measure
+    hold_static: bool = (
+        True  # the static mask's region held on its first frame (_static_hold); off to measure
+    )
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,7 @@ class Plan:
     negative: str = ""
     notes: list[str] = field(default_factory=list)
     anchor: bool = True
+    hold_static: bool = True
 
     @property
     def end(self) -> np.ndarray | None:
@@ -314,6 +318,7 @@ def _check(pipe: Pipeline, req: GenerationRequest, out: Path) -> Plan:
     W, H = cfg.width, cfg.height
     plan = Plan(seed, steps, float(scale), sampler, 0, [], fps, _size(req.size, cfg), loop=bool(req.loop))
     plan.anchor = bool(req.anchor)
+    plan.hold_static = bool(req.hold_static)
     if not isinstance(req.negative_prompt, str):
         raise UserError("input.negative_prompt.invalid", "the negative prompt must be text")
     plan.negative = req.negative_prompt
@@ -419,6 +424,21 @@ def _segment_cond(pipe: Pipeline, plan: Plan, k: int, start: int, tail, first) -
     return cond[None].to(pipe.device)
 
 
+def _static_hold(pipe: Pipeline, plan: Plan, still: np.ndarray | None, noise: torch.Tensor):
+    """The sampler's projection for the static mask (controls.held_path), or None: the region is held
+    on the segment's first frame, when that frame is known (a keyframe, or the frame an extension
+    continues from; in plain text-to-video the trained static channel alone holds it)."""
+    if plan.static is None or still is None or not plan.hold_static:
+        return None
+    cfg = pipe.config
+    _, _, h, w = noise.shape[1:]
+    weight = next(pipe.vae.parameters())
+    with torch.inference_mode():
+        target = controls.still_clip_latents(pipe.vae, _to_model(still[None], weight), cfg.frames)
+    region = torch.from_numpy(controls.static_map(plan.static, (h, w)))
+    return controls.held_path(target.to(noise), noise, region.to(noise))
+
+
 def _base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -> Iterator[np.ndarray]:
     """The video at the model's size and rate, segment by segment: (n, H, W, 3) uint8 chunks."""
     cfg = pipe.config
@@ -445,8 +465,10 @@ def _base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) 
         def step(done: int, total: int, k=k) -> None:
             callback("denoise", k * total + done, n * total)
 
+        still = tail[-1] if tail is not None else (first if k == 0 else None)
+        hold = _static_hold(pipe, plan, still, noise)
         with torch.inference_mode():
-            z = SAMPLERS[plan.sampler](model, noise, ts, callback=step)
+            z = SAMPLERS[plan.sampler](model, noise, ts, callback=step, project=hold)
         timings["denoise_s"] = timings.get("denoise_s", 0.0) + time.perf_counter() - t0
         t0 = time.perf_counter()
         z = pipe.vae.denormalize(z.float()).to(next(pipe.vae.parameters()).dtype)
@@ -642,6 +664,7 @@ def _describe(req: GenerationRequest, plan: Plan) -> dict[str, Any]:
         out["brush"] = [{"path": r.path.tolist()} for r in plan.brush]
     if req.static_mask is not None:
         out["static_mask"] = name(req.static_mask)
+        out["static_held"] = plan.hold_static and (plan.first is not None or plan.tail is not None)
     if plan.extends is not None:
         out["extend"] = name(req.extend)
     if req.storyboard:

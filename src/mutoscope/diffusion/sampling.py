@@ -3,7 +3,9 @@
 `model(x, t) -> v` here has its conditioning already bound; `cfg_wrapper` binds a prompt and a negative
 prompt and applies classifier-free guidance (Ho & Salimans 2022). No scheduler objects: the time grid
 is a tensor (flow.time_grid), the state is x. `callback(done, total)` runs after each step and may
-raise to stop sampling.
+raise to stop sampling. `project(x, t) -> x`, where given, maps every state the sampler reaches (the
+start, each step's result, Heun's predictor) onto a constraint: replacement inpainting, a region held
+on a known path to known latents (model.controls.held_path).
 """
 
 from __future__ import annotations
@@ -16,35 +18,46 @@ from mutoscope.text import pad_to
 
 Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x (B, ...), t (B,)) -> v
 Callback = Callable[[int, int], None]
+Projection = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x, t (0-d)) -> x on the constraint
 
 
 def _t(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return t.to(x.device, torch.float32).expand(x.shape[0])
 
 
-def euler(model: Field, x: torch.Tensor, ts: torch.Tensor, callback: Callback | None = None) -> torch.Tensor:
+def _unconstrained(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def euler(model: Field, x: torch.Tensor, ts: torch.Tensor, callback: Callback | None = None,
+          project: Projection | None = None) -> torch.Tensor:  # fmt: skip
     """Euler: x <- x + (t_next - t) v(x, t), one model call per step."""
+    project = project or _unconstrained
     steps = len(ts) - 1
+    x = project(x, ts[0])
     for i in range(steps):
         t, t_next = ts[i], ts[i + 1]
-        x = x + (t_next - t).item() * model(x, _t(t, x))
+        x = project(x + (t_next - t).item() * model(x, _t(t, x)), t_next)
         if callback is not None:
             callback(i + 1, steps)
     return x
 
 
-def heun(model: Field, x: torch.Tensor, ts: torch.Tensor, callback: Callback | None = None) -> torch.Tensor:
+def heun(model: Field, x: torch.Tensor, ts: torch.Tensor, callback: Callback | None = None,
+         project: Projection | None = None) -> torch.Tensor:  # fmt: skip
     """Heun (trapezoid predictor-corrector, Karras et al. 2022 alg. 1): second order, two calls per step.
 
     The correction runs on the last step too: a flow model is defined at t = 0, unlike an EDM denoiser.
     """
+    project = project or _unconstrained
     steps = len(ts) - 1
+    x = project(x, ts[0])
     for i in range(steps):
         t, t_next = ts[i], ts[i + 1]
         dt = (t_next - t).item()
         v = model(x, _t(t, x))
-        x_euler = x + dt * v
-        x = x + dt * 0.5 * (v + model(x_euler, _t(t_next, x)))
+        x_euler = project(x + dt * v, t_next)
+        x = project(x + dt * 0.5 * (v + model(x_euler, _t(t_next, x))), t_next)
         if callback is not None:
             callback(i + 1, steps)
     return x

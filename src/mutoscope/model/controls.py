@@ -207,12 +207,33 @@ def without_motion(cond: torch.Tensor, latent_channels: int) -> torch.Tensor:
 
 
 @torch.no_grad()
+def still_clip_latents(vae, images: torch.Tensor, frames: int) -> torch.Tensor:
+    """Normalized latents (N, C, T', h, w) of images (N, 3, H, W) in [-1, 1], each held still for
+    `frames` frames. Not one latent frame repeated: the causal encoder settles over the first chunks
+    (bench/still_latents.py), so a still region has its own latents in every latent frame."""
+    clip = images[:, :, None].expand(-1, -1, frames, -1, -1).contiguous(memory_format=torch.channels_last_3d)
+    mean, _ = vae.encode(clip)
+    return vae.normalize(mean.float())
+
+
 def still_latents(vae, images: torch.Tensor) -> torch.Tensor:
     """Normalized latents (N, C, h, w) of images (N, 3, H, W) in [-1, 1], each as a still chunk."""
-    td = vae.cfg.temporal_down
-    clip = images[:, :, None].expand(-1, -1, td, -1, -1).contiguous(memory_format=torch.channels_last_3d)
-    mean, _ = vae.encode(clip)
-    return vae.normalize(mean.float())[:, :, 0]
+    return still_clip_latents(vae, images, vae.cfg.temporal_down)[:, :, 0]
+
+
+def held_path(target: torch.Tensor, noise: torch.Tensor, region: torch.Tensor):
+    """The static mask's half in the sampler: a projection (diffusion/sampling.py) that keeps the
+    state inside `region` (broadcastable, in [0, 1]) on the straight flow path from this noise to
+    `target`, the latents of the region's first frame held still: x_t = t noise + (1 - t) target
+    there, a blend at the region's soft edge. Replacement inpainting (as in Blended Latent
+    Diffusion): the model keeps generating everything else around a region that cannot move,
+    where the trained static channel alone leaves it free to drift."""
+
+    def project(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        t = float(t)
+        return torch.lerp(x, t * noise + (1 - t) * target, region)
+
+    return project
 
 
 def static_map(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
