@@ -86,23 +86,23 @@ def brush(pipe, n: int, out: Path) -> dict:
         if bc.static is not None:
             kw["static_mask"] = bc.static
         kw.update(prompt=bc.case.prompt, seed=bc.case.seed, first_frame=first)
-        row = {
-            "truth": ec.brush_errors(ec.brush_truth(bc, size), 8.0, bc),
-            "model": ec.brush_errors(_generate(pipe, out / "brush.mp4", **kw), 8.0, bc),
-        }
-        if bc.static is not None:  # the trained static channel alone, without the sampler's hold
-            row["model_unheld"] = ec.brush_errors(
-                _generate(pipe, out / "brush.mp4", hold_static=False, **kw), 8.0, bc
-            )
-        rows.append(row)
+        rows.append(
+            {
+                "truth": ec.brush_errors(ec.brush_truth(bc, size), 8.0, bc),
+                "model": ec.brush_errors(_generate(pipe, out / "brush.mp4", **kw), 8.0, bc),
+                # the trained brush and static channels alone, without the sampler's holds
+                "model_unheld": ec.brush_errors(
+                    _generate(pipe, out / "brush.mp4", hold=False, **kw), 8.0, bc
+                ),
+            }
+        )
     summary = {}
     for who in ("truth", "model", "model_unheld"):
-        rows_of = [r for r in rows if who in r]
-        statics = [r[who][1] for r in rows_of if r[who][1] is not None]
+        statics = [r[who][1] for r in rows if r[who][1] is not None]
         summary[who] = {
-            "n": len(rows_of),
-            "end_within_10pct": sum(r[who][0] <= ec.BRUSH_TOLERANCE for r in rows_of) / len(rows_of),
-            "median_end_error": statistics.median(r[who][0] for r in rows_of),
+            "n": len(rows),
+            "end_within_10pct": sum(r[who][0] <= ec.BRUSH_TOLERANCE for r in rows) / len(rows),
+            "median_end_error": statistics.median(r[who][0] for r in rows),
             "n_static": len(statics),
             "static_below_2pct": sum(s < ec.STATIC_TOLERANCE for s in statics) / max(1, len(statics)),
         }

@@ -243,38 +243,80 @@ def test_controls_change_the_video(tmp_path):
     assert np.abs(plain - frames("c.mp4", first_frame=np.zeros((32, 32, 3), np.uint8))).mean() > 0.5
 
 
-def test_the_static_region_is_held_on_the_first_frames_latents(pipe, tmp_path):
-    from mutoscope.generate import Plan, _static_hold, _to_model
+def test_brushed_frames_carry_the_region_along_its_path_over_the_background_it_leaves():
+    image = np.full((32, 32, 3), 40, np.uint8)
+    image[14:18, 2:6] = 250  # a bright square on a dark ground
+    mask = (image[..., 0] > 100).astype(np.float32)
+    region = controls.Region(mask, np.array([[0.0, 0.125, 0.5], [1.0, 0.625, 0.5]]))  # 16 px right
+    frames = controls.brushed_frames(image, [region], 8, 8.0)
+    assert frames.shape == (8, 32, 32, 3)
+    np.testing.assert_allclose(frames[0], image, atol=1)
+    last = np.interp(7 / 8, [0, 1], [0, 16])  # 14 px at frame 7
+    ys, xs = np.nonzero(frames[-1][..., 0] > 145)
+    assert abs(xs.mean() - (3.5 + last)) < 0.6 and abs(ys.mean() - 15.5) < 0.6
+    assert np.abs(frames[-1][14:18, 2:6] - 40).max() < 3  # the ground where it was, filled in
+    still = controls.brushed_frames(image, [], 4, 8.0)
+    assert np.array_equal(still, np.repeat(image[None].astype(np.float32), 4, axis=0))
+
+
+def _plan(cfg, **kw):
+    from mutoscope.generate import Plan
+
+    return Plan(seed=0, steps=2, cfg=1.0, sampler="euler", frames=cfg.frames, segments=["a"], fps=cfg.fps,
+                size=(cfg.width, cfg.height), **kw)  # fmt: skip
+
+
+def test_the_static_region_is_held_to_the_end_on_the_still_first_frame(pipe):
+    from mutoscope.generate import _holds, _to_model
 
     cfg = pipe.config
     C, T, h, w = pipe.vae.latent_shape(cfg.frames, cfg.height, cfg.width)
     first = np.random.default_rng(1).integers(0, 255, (cfg.height, cfg.width, 3), dtype=np.uint8)
     static = np.zeros((cfg.height, cfg.width), np.float32)
     static[: cfg.height // 2] = 1  # the top half: whole latent rows
-    plan = Plan(seed=0, steps=2, cfg=1.0, sampler="euler", frames=cfg.frames, segments=["a"], fps=cfg.fps,
-                size=(cfg.width, cfg.height), static=static)  # fmt: skip
+    plan = _plan(cfg, static=static)
     noise = torch.randn(1, C, T, h, w)
-    hold = _static_hold(pipe, plan, first, noise)
-    x = hold(torch.randn(1, C, T, h, w), torch.tensor(0.0))
-    image = _to_model(first[None], next(pipe.vae.parameters()))
-    still = controls.still_clip_latents(pipe.vae, image, cfg.frames)
-    assert torch.allclose(x[..., : h // 2, :], still[..., : h // 2, :], atol=1e-6)
+    hold = _holds(pipe, plan, first, noise, 0.0)
+    x = torch.randn(1, C, T, h, w)
+    held = hold(x, torch.tensor(0.0))
+    clip = _to_model(np.repeat(first[None], cfg.frames, axis=0), next(pipe.vae.parameters()))
+    still = controls.clip_latents(pipe.vae, clip.transpose(0, 1)[None])
+    assert torch.allclose(held[..., : h // 2, :], still[..., : h // 2, :], atol=1e-6)
+    assert torch.equal(held[..., h // 2 :, :], x[..., h // 2 :, :])
     assert torch.allclose(hold(noise, torch.tensor(1.0)), noise)  # the path starts at the noise
-    assert _static_hold(pipe, plan, None, noise) is None  # no first frame: the trained channel alone
-    off = dataclasses.replace(plan, hold_static=False)
-    assert _static_hold(pipe, off, first, noise) is None
+    assert _holds(pipe, plan, None, noise, 0.0) is None  # no first frame: the trained channel alone
+    assert _holds(pipe, dataclasses.replace(plan, hold=False), first, noise, 0.0) is None
 
 
-def test_generate_records_whether_the_static_region_was_held(pipe, tmp_path):
+def test_brushed_regions_are_held_only_in_the_first_steps(pipe):
+    from mutoscope.generate import BRUSH_HOLD_UNTIL, _holds
+
+    cfg = pipe.config
+    C, T, h, w = pipe.vae.latent_shape(cfg.frames, cfg.height, cfg.width)
+    first = np.full((cfg.height, cfg.width, 3), 60, np.uint8)
+    mask = np.zeros((cfg.height, cfg.width), np.float32)
+    mask[:8, :8] = 1
+    region = controls.Region(mask, np.array([[0.0, 0.1, 0.1], [1.0, 0.6, 0.6]]))
+    noise = torch.zeros(1, C, T, h, w)
+    hold = _holds(pipe, _plan(cfg, brush=[region]), first, noise, 0.0)
+    x = torch.full((1, C, T, h, w), 7.0)
+    early = hold(x, torch.tensor(1.0))  # on the path at t = 1: the noise (zero) where held
+    assert early[0, 0, 0, 0, 0] == 0 and early[0, 0, 0, -1, -1] == 7  # the region held, the rest free
+    assert early[0, 0, -1, 0, 0] == 0  # where it was, held too (to the ground it leaves)
+    assert torch.equal(hold(x, torch.tensor(BRUSH_HOLD_UNTIL / 2)), x)  # let go near the end
+
+
+def test_generate_records_whether_the_regions_were_held(pipe, tmp_path):
     mask = np.zeros((32, 32), np.float32)
     mask[:16] = 1
     req = dict(prompt="a ball", seed=0, steps=1, seconds=1, static_mask=mask)
     first = np.full((32, 32, 3), 90, np.uint8)
     held = generate(pipe, GenerationRequest(**req, first_frame=first), tmp_path / "h.mp4")
     plain = generate(pipe, GenerationRequest(**req), tmp_path / "p.mp4")
-    off = generate(pipe, GenerationRequest(**req, first_frame=first, hold_static=False), tmp_path / "o.mp4")
-    assert held.record["controls"]["static_held"] is True
-    assert plain.record["controls"]["static_held"] is False and off.record["controls"]["static_held"] is False
+    off = generate(pipe, GenerationRequest(**req, first_frame=first, hold=False), tmp_path / "o.mp4")
+    assert held.record["controls"]["held_in_sampler"] is True
+    assert plain.record["controls"]["held_in_sampler"] is False
+    assert off.record["controls"]["held_in_sampler"] is False
     assert not np.array_equal(read_frames(held.video), read_frames(off.video))
 
 

@@ -75,9 +75,7 @@ class GenerationRequest:
     fps: float | None = None
     size: str | None = None
     anchor: bool = True  # keyframes and segment seams exact in pixels (see anchor()); off to measure
-    hold_static: bool = (
-        True  # the static mask's region held on its first frame (_static_hold); off to measure
-    )
+    hold: bool = True  # static and brushed regions held in the sampler (see _holds); off to measure
 
 
 @dataclass(frozen=True)
@@ -219,7 +217,7 @@ class Plan:
     negative: str = ""
     notes: list[str] = field(default_factory=list)
     anchor: bool = True
-    hold_static: bool = True
+    hold: bool = True
 
     @property
     def end(self) -> np.ndarray | None:
@@ -318,7 +316,7 @@ def _check(pipe: Pipeline, req: GenerationRequest, out: Path) -> Plan:
     W, H = cfg.width, cfg.height
     plan = Plan(seed, steps, float(scale), sampler, 0, [], fps, _size(req.size, cfg), loop=bool(req.loop))
     plan.anchor = bool(req.anchor)
-    plan.hold_static = bool(req.hold_static)
+    plan.hold = bool(req.hold)
     if not isinstance(req.negative_prompt, str):
         raise UserError("input.negative_prompt.invalid", "the negative prompt must be text")
     plan.negative = req.negative_prompt
@@ -424,19 +422,46 @@ def _segment_cond(pipe: Pipeline, plan: Plan, k: int, start: int, tail, first) -
     return cond[None].to(pipe.device)
 
 
-def _static_hold(pipe: Pipeline, plan: Plan, still: np.ndarray | None, noise: torch.Tensor):
-    """The sampler's projection for the static mask (controls.held_path), or None: the region is held
-    on the segment's first frame, when that frame is known (a keyframe, or the frame an extension
-    continues from; in plain text-to-video the trained static channel alone holds it)."""
-    if plan.static is None or still is None or not plan.hold_static:
+BRUSH_HOLD_UNTIL = 0.25  # flow time at which the brushed regions are let go (docs/BENCHMARKS.md)
+
+
+def _holds(pipe: Pipeline, plan: Plan, still: np.ndarray | None, noise: torch.Tensor, start: float):
+    """The sampler's projection (controls.held_path) for the regions the user fixed, or None.
+
+    Both need the segment's first frame, `still` (a keyframe, or the frame an extension continues
+    from; in plain text-to-video the trained channels alone steer them), and one VAE encode of the
+    clip the controls describe (controls.brushed_frames; the first frame held still where nothing is
+    brushed). The static mask is held on it to the end: the region cannot drift. The brushed regions
+    are held on its cut-and-paste animation down to BRUSH_HOLD_UNTIL: the early steps, which decide
+    where things are, follow the path; the later ones, left to the model, decide how things look.
+    `start`: the segment's first frame in seconds of the video."""
+    if still is None or not plan.hold or (plan.static is None and not plan.brush):
         return None
     cfg = pipe.config
     _, _, h, w = noise.shape[1:]
-    weight = next(pipe.vae.parameters())
+    frames = controls.brushed_frames(still, plan.brush, cfg.frames, cfg.fps, start)
     with torch.inference_mode():
-        target = controls.still_clip_latents(pipe.vae, _to_model(still[None], weight), cfg.frames)
-    region = torch.from_numpy(controls.static_map(plan.static, (h, w)))
-    return controls.held_path(target.to(noise), noise, region.to(noise))
+        clip = _to_model(frames, next(pipe.vae.parameters())).transpose(0, 1)[None]
+        target = controls.clip_latents(pipe.vae, clip).to(noise)
+    projections = []
+    if plan.brush:
+        td = cfg.vae.temporal_down
+        moved = controls.brush_map(plan.brush, cfg.frames, cfg.fps, (h, w), td, start=start)
+        left = controls.static_map(controls.brush_origin(plan.brush, start), (h, w))  # to the background
+        region = np.maximum(moved, left[None])
+        projections.append(
+            controls.held_path(target, noise, torch.from_numpy(region).to(noise), BRUSH_HOLD_UNTIL)
+        )
+    if plan.static is not None:  # after the brush: a still region stays still
+        region = torch.from_numpy(controls.static_map(plan.static, (h, w))).to(noise)
+        projections.append(controls.held_path(target, noise, region))
+
+    def project(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        for held in projections:
+            x = held(x, t)
+        return x
+
+    return project
 
 
 def _base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -> Iterator[np.ndarray]:
@@ -466,7 +491,7 @@ def _base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) 
             callback("denoise", k * total + done, n * total)
 
         still = tail[-1] if tail is not None else (first if k == 0 else None)
-        hold = _static_hold(pipe, plan, still, noise)
+        hold = _holds(pipe, plan, still, noise, max(start, 0) / cfg.fps)
         with torch.inference_mode():
             z = SAMPLERS[plan.sampler](model, noise, ts, callback=step, project=hold)
         timings["denoise_s"] = timings.get("denoise_s", 0.0) + time.perf_counter() - t0
@@ -664,7 +689,8 @@ def _describe(req: GenerationRequest, plan: Plan) -> dict[str, Any]:
         out["brush"] = [{"path": r.path.tolist()} for r in plan.brush]
     if req.static_mask is not None:
         out["static_mask"] = name(req.static_mask)
-        out["static_held"] = plan.hold_static and (plan.first is not None or plan.tail is not None)
+    if plan.static is not None or plan.brush:
+        out["held_in_sampler"] = plan.hold and (plan.first is not None or plan.tail is not None)
     if plan.extends is not None:
         out["extend"] = name(req.extend)
     if req.storyboard:

@@ -132,17 +132,55 @@ def camera_summary(cond: torch.Tensor, latent_channels: int) -> torch.Tensor:
     return torch.stack(parts, dim=-1)
 
 
-def shift_masks(mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """(F, H, W): `mask` (H, W) translated by each offset (F, 2), in frame units, bilinear."""
-    H, W = mask.shape
+def _shift(planes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """(F, C, H, W): planes (C, H, W) translated by each offset (F, 2), in frame units, bilinear,
+    zero where they come from outside."""
+    C, H, W = planes.shape
     n = len(offsets)
-    m = torch.from_numpy(np.ascontiguousarray(mask, np.float32))[None, None].expand(n, 1, H, W)
+    m = torch.from_numpy(np.ascontiguousarray(planes, np.float32))[None].expand(n, C, H, W)
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0] = theta[:, 1, 1] = 1.0
     # grid_sample reads the source at output - offset; normalized coordinates span 2 per side.
     theta[:, :, 2] = -torch.from_numpy(np.asarray(offsets, np.float32)) * 2.0
-    grid = F.affine_grid(theta, (n, 1, H, W), align_corners=False)
-    return F.grid_sample(m, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0].numpy()
+    grid = F.affine_grid(theta, (n, C, H, W), align_corners=False)
+    return F.grid_sample(m, grid, mode="bilinear", padding_mode="zeros", align_corners=False).numpy()
+
+
+def shift_masks(mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """(F, H, W): `mask` (H, W) translated by each offset (F, 2), in frame units, bilinear."""
+    return _shift(np.asarray(mask)[None], offsets)[:, 0]
+
+
+def brush_origin(regions: list[Region], start: float = 0.0) -> np.ndarray:
+    """(H, W): the union of the regions' masks where they are at `start` seconds."""
+    return np.max([shift_masks(r.mask, r.offsets(np.array([start])))[0] for r in regions], axis=0)
+
+
+def brushed_frames(image: np.ndarray, regions: list[Region], frames: int, fps: float, start: float = 0.0):
+    """(F, H, W, 3) float in [0, 255]: `image`, the clip's first frame (its regions where they are at
+    `start` seconds), with each region's pixels carried along its path over the background they
+    leave (filled in from around them, cv2's Telea inpainting) and the rest held still: a
+    cut-and-paste animation of what the brush asks. It is the target the sampler steers the brushed
+    regions towards in the first steps (generate._holds), not a video anyone is shown."""
+    import cv2
+
+    times = start + np.arange(frames) / fps
+    image = np.asarray(image)
+    out = np.repeat(np.asarray(image, np.float32).transpose(2, 0, 1)[None], frames, axis=0)
+    if regions:
+        origin = brush_origin(regions, start) > 0.05
+        # Filled from a ring one pixel out (the regions' soft edges are no source), kept inside only.
+        hole = cv2.dilate(origin.astype(np.uint8), np.ones((3, 3), np.uint8))
+        ground = cv2.inpaint(image, hole, 3, cv2.INPAINT_TELEA)
+        out[:] = np.where(origin[..., None], ground, image).astype(np.float32).transpose(2, 0, 1)
+    pixels = image.astype(np.float32).transpose(2, 0, 1)  # (3, H, W)
+    for r in regions:
+        here = r.offsets(np.array([start]))
+        mask = shift_masks(r.mask, here)[0]
+        moves = r.offsets(times) - here
+        alpha = shift_masks(mask, moves)[:, None]  # (F, 1, H, W)
+        out = out * (1 - alpha) + _shift(pixels * mask, moves)  # premultiplied: the pixels carry their mask
+    return out.transpose(0, 2, 3, 1)
 
 
 def brush_map(
@@ -207,30 +245,30 @@ def without_motion(cond: torch.Tensor, latent_channels: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def still_clip_latents(vae, images: torch.Tensor, frames: int) -> torch.Tensor:
-    """Normalized latents (N, C, T', h, w) of images (N, 3, H, W) in [-1, 1], each held still for
-    `frames` frames. Not one latent frame repeated: the causal encoder settles over the first chunks
-    (bench/still_latents.py), so a still region has its own latents in every latent frame."""
-    clip = images[:, :, None].expand(-1, -1, frames, -1, -1).contiguous(memory_format=torch.channels_last_3d)
-    mean, _ = vae.encode(clip)
+def clip_latents(vae, clip: torch.Tensor) -> torch.Tensor:
+    """Normalized latents (N, C, T', h, w) of a clip (N, 3, F, H, W) in [-1, 1]."""
+    mean, _ = vae.encode(clip.contiguous(memory_format=torch.channels_last_3d))
     return vae.normalize(mean.float())
 
 
 def still_latents(vae, images: torch.Tensor) -> torch.Tensor:
     """Normalized latents (N, C, h, w) of images (N, 3, H, W) in [-1, 1], each as a still chunk."""
-    return still_clip_latents(vae, images, vae.cfg.temporal_down)[:, :, 0]
+    return clip_latents(vae, images[:, :, None].expand(-1, -1, vae.cfg.temporal_down, -1, -1))[:, :, 0]
 
 
-def held_path(target: torch.Tensor, noise: torch.Tensor, region: torch.Tensor):
-    """The static mask's half in the sampler: a projection (diffusion/sampling.py) that keeps the
-    state inside `region` (broadcastable, in [0, 1]) on the straight flow path from this noise to
-    `target`, the latents of the region's first frame held still: x_t = t noise + (1 - t) target
-    there, a blend at the region's soft edge. Replacement inpainting (as in Blended Latent
-    Diffusion): the model keeps generating everything else around a region that cannot move,
-    where the trained static channel alone leaves it free to drift."""
+def held_path(target: torch.Tensor, noise: torch.Tensor, region: torch.Tensor, until: float = 0.0):
+    """A projection for the samplers (diffusion/sampling.py) that keeps the state inside `region`
+    (broadcastable, in [0, 1]) on the straight flow path from this noise to `target`: x_t = t noise
+    + (1 - t) target there, a blend at the region's soft edge, from the start down to time `until`
+    (0: to the end), after which the model goes on alone. Replacement inpainting (as in Blended
+    Latent Diffusion): the model generates everything else around the held region. generate._holds
+    uses it for the static mask (held to the end on the still first frame) and the motion brush
+    (its cut-and-paste animation held for the first steps, which set where things are)."""
 
     def project(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         t = float(t)
+        if t < until:
+            return x
         return torch.lerp(x, t * noise + (1 - t) * target, region)
 
     return project
