@@ -3,6 +3,8 @@
     .venv/bin/python bench/controls_eval.py [--model DIR] [--what camera keyframes brush]
         [--n-camera 300] [--n-keyframes 50] [--n-brush 100] [--out out/controls]
 
+(--what: camera, keyframes, brush (first frame given), brush_t2v (from the prompt alone).)
+
 Each case is generated through generate() (MP4 written and read back, as a user gets it) and the
 same measurement runs on the ground-truth render (the ceiling; eval/controls.py says what each case
 asks). Prints a markdown table; writes the per-case numbers to OUT/controls.json.
@@ -16,6 +18,7 @@ import os
 import statistics
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -26,6 +29,7 @@ from mutoscope.allocator import reexec_tuned
 from mutoscope.eval import controls as ec
 from mutoscope.generate import GenerationRequest, generate, load_model
 from mutoscope.post.mp4 import read_frames
+from mutoscope.world.judge import judge
 from mutoscope.world.render import render
 
 
@@ -77,23 +81,28 @@ def keyframes(pipe, n: int, out: Path) -> dict:
     return {"summary": summary, "cases": rows}
 
 
-def brush(pipe, n: int, out: Path) -> dict:
+def brush(pipe, n: int, out: Path, image_to_video: bool = True) -> dict:
+    """The brush cases with their first frame given (the scene's render), or (image_to_video=False)
+    from the prompt alone, where the model has to put the object under the brush itself."""
     rows = []
     size = pipe.config.height
     for bc in ec.brush_cases(n, size=size):
-        first = render(bc.case.spec, size, size)[0]
         kw = {"brush": [{"mask": bc.mask, "path": bc.path.tolist()}]}
         if bc.static is not None:
             kw["static_mask"] = bc.static
-        kw.update(prompt=bc.case.prompt, seed=bc.case.seed, first_frame=first)
+        if image_to_video:
+            kw["first_frame"] = render(bc.case.spec, size, size)[0]
+        kw.update(prompt=bc.case.prompt, seed=bc.case.seed)
+
+        def measured(frames: np.ndarray, bc=bc) -> list:  # end error, static motion, consistency
+            return [*ec.brush_errors(frames, 8.0, bc), judge(frames, [], fps=8.0).consistency.score]
+
         rows.append(
             {
-                "truth": ec.brush_errors(ec.brush_truth(bc, size), 8.0, bc),
-                "model": ec.brush_errors(_generate(pipe, out / "brush.mp4", **kw), 8.0, bc),
+                "truth": measured(ec.brush_truth(bc, size)),
+                "model": measured(_generate(pipe, out / "brush.mp4", **kw)),
                 # the trained brush and static channels alone, without the sampler's holds
-                "model_unheld": ec.brush_errors(
-                    _generate(pipe, out / "brush.mp4", hold=False, **kw), 8.0, bc
-                ),
+                "model_unheld": measured(_generate(pipe, out / "brush.mp4", hold=False, **kw)),
             }
         )
     summary = {}
@@ -105,6 +114,7 @@ def brush(pipe, n: int, out: Path) -> dict:
             "median_end_error": statistics.median(r[who][0] for r in rows),
             "n_static": len(statics),
             "static_below_2pct": sum(s < ec.STATIC_TOLERANCE for s in statics) / max(1, len(statics)),
+            "median_consistency": statistics.median(r[who][2] for r in rows),
         }
     return {"summary": summary, "cases": rows}
 
@@ -114,7 +124,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="model directory (default: the shipped model)")
     parser.add_argument("--preset", default=None, help="a random model of a preset (a smoke test)")
-    parser.add_argument("--what", nargs="+", default=["camera", "keyframes", "brush"])
+    parser.add_argument("--what", nargs="+", default=["camera", "keyframes", "brush", "brush_t2v"])
     parser.add_argument("--n-camera", type=int, default=300)
     parser.add_argument("--n-keyframes", type=int, default=50)
     parser.add_argument("--n-brush", type=int, default=100)
@@ -125,7 +135,8 @@ def main() -> None:
     pipe = load_model(args.model, preset=args.preset)
     results = {"model": pipe.model_id}
     for what, fn, n in (("camera", camera, args.n_camera), ("keyframes", keyframes, args.n_keyframes),
-                        ("brush", brush, args.n_brush)):  # fmt: skip
+                        ("brush", brush, args.n_brush),
+                        ("brush_t2v", partial(brush, image_to_video=False), args.n_brush)):  # fmt: skip
         if what in args.what:
             t0 = time.perf_counter()
             results[what] = fn(pipe, n, out)
