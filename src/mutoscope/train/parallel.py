@@ -55,8 +55,10 @@ def wrap(model: nn.Module, d: Dist) -> nn.Module:
     if d.world_size == 1:
         return model
     ids = [d.device.index] if d.device.type == "cuda" else None
-    # broadcast_buffers off: our models hold no running statistics to keep in step.
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+    # No buffer sync before each forward: our models hold no running statistics to keep in step (their
+    # buffers, e.g. RoPE tables, are equal on every rank, so the sync at init that stays is harmless).
+    # torch 2.13 names this forward_sync_buffers; broadcast_buffers is deprecated.
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids, forward_sync_buffers=False)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
