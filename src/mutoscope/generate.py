@@ -582,19 +582,12 @@ def generate(pipe: Pipeline, req: GenerationRequest, out: str | Path,
 
     # 1. Check inputs (controls included) into a plan: segments, sizes, keyframes, camera, brush.
     plan = _check(pipe, req, out)
-    held = plan.hold and (plan.brush or plan.static is not None)
-    if plan.first is None and plan.tail is None and (plan.loop or held):
-        # A loop ends where it starts, and held regions start from a first frame (_holds): without
-        # one given, draft the first segment with the same seed (the trained controls alone) and
-        # start from its frame 0, as image-to-video. One segment's cost more.
-        t0 = time.perf_counter()
-        draft = dataclasses.replace(
-            plan, segments=plan.segments[:1], loop=False, frames=cfg.frames, last=None
-        )
-        plan.first = next(_base_frames(pipe, draft, {}, lambda *a: None))[0]
-        timings["draft_s"] = time.perf_counter() - t0
-        if held:
-            plan.notes.append("the first frame was drafted without the held regions, then kept")
+    if plan.loop and plan.first is None:
+        # A loop ends where it starts: make the first segment with the same seed, loop on its frame 0.
+        # (Not done to give the brush a first frame: the model seldom puts an object under a region
+        # drawn on nothing, so the hold would carry ground; docs/BENCHMARKS.md.)
+        first_only = dataclasses.replace(plan, segments=plan.segments[:1], loop=False, frames=cfg.frames)
+        plan.first = next(_base_frames(pipe, first_only, {}, lambda *a: None))[0]
 
     # 2-5. Text, noise, sampling and decoding per segment (_base_frames), then the post stages; each
     #      stage is a generator of chunks, timed inclusive of the stages it pulls from.
