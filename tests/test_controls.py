@@ -257,6 +257,12 @@ def test_brushed_frames_carry_the_region_along_its_path_over_the_background_it_l
     assert np.abs(frames[-1][14:18, 2:6] - 40).max() < 3  # the ground where it was, filled in
     still = controls.brushed_frames(image, [], 4, 8.0)
     assert np.array_equal(still, np.repeat(image[None].astype(np.float32), 4, axis=0))
+    # A frame from later in the video (an extension's last): the region is where it is then.
+    later = controls.brushed_frames(frames[-1].astype(np.uint8), [region], 8, 8.0, start=0.5, at=7 / 8)
+    ys, xs = np.nonzero(later[0][..., 0] > 145)  # at 0.5 s: 8 px right of the start
+    assert abs(xs.mean() - (3.5 + 8)) < 0.6
+    ys, xs = np.nonzero(later[-1][..., 0] > 145)  # held after the path's end at 1 s: 16 px
+    assert abs(xs.mean() - (3.5 + 16)) < 0.6
 
 
 def _plan(cfg, **kw):
@@ -276,7 +282,7 @@ def test_the_static_region_is_held_to_the_end_on_the_still_first_frame(pipe):
     static[: cfg.height // 2] = 1  # the top half: whole latent rows
     plan = _plan(cfg, static=static)
     noise = torch.randn(1, C, T, h, w)
-    hold = _holds(pipe, plan, first, noise, 0.0)
+    hold = _holds(pipe, plan, first, noise, 0.0, 0.0)
     x = torch.randn(1, C, T, h, w)
     held = hold(x, torch.tensor(0.0))
     clip = _to_model(np.repeat(first[None], cfg.frames, axis=0), next(pipe.vae.parameters()))
@@ -284,8 +290,8 @@ def test_the_static_region_is_held_to_the_end_on_the_still_first_frame(pipe):
     assert torch.allclose(held[..., : h // 2, :], still[..., : h // 2, :], atol=1e-6)
     assert torch.equal(held[..., h // 2 :, :], x[..., h // 2 :, :])
     assert torch.allclose(hold(noise, torch.tensor(1.0)), noise)  # the path starts at the noise
-    assert _holds(pipe, plan, None, noise, 0.0) is None  # no first frame: the trained channel alone
-    assert _holds(pipe, dataclasses.replace(plan, hold=False), first, noise, 0.0) is None
+    assert _holds(pipe, plan, None, noise, 0.0, 0.0) is None  # no first frame: the trained channel alone
+    assert _holds(pipe, dataclasses.replace(plan, hold=False), first, noise, 0.0, 0.0) is None
 
 
 def test_brushed_regions_are_held_only_in_the_first_steps(pipe):
@@ -298,7 +304,7 @@ def test_brushed_regions_are_held_only_in_the_first_steps(pipe):
     mask[:8, :8] = 1
     region = controls.Region(mask, np.array([[0.0, 0.1, 0.1], [1.0, 0.6, 0.6]]))
     noise = torch.zeros(1, C, T, h, w)
-    hold = _holds(pipe, _plan(cfg, brush=[region]), first, noise, 0.0)
+    hold = _holds(pipe, _plan(cfg, brush=[region]), first, noise, 0.0, 0.0)
     x = torch.full((1, C, T, h, w), 7.0)
     early = hold(x, torch.tensor(1.0))  # on the path at t = 1: the noise (zero) where held
     assert early[0, 0, 0, 0, 0] == 0 and early[0, 0, 0, -1, -1] == 7  # the region held, the rest free

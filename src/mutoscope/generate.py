@@ -425,21 +425,22 @@ def _segment_cond(pipe: Pipeline, plan: Plan, k: int, start: int, tail, first) -
 BRUSH_HOLD_UNTIL = 0.25  # flow time at which the brushed regions are let go (docs/BENCHMARKS.md)
 
 
-def _holds(pipe: Pipeline, plan: Plan, still: np.ndarray | None, noise: torch.Tensor, start: float):
+def _holds(pipe: Pipeline, plan: Plan, still: np.ndarray | None, noise: torch.Tensor, start: float,
+           at: float):  # fmt: skip
     """The sampler's projection (controls.held_path) for the regions the user fixed, or None.
 
-    Both need the segment's first frame, `still` (a keyframe, or the frame an extension continues
-    from; in plain text-to-video the trained channels alone steer them), and one VAE encode of the
-    clip the controls describe (controls.brushed_frames; the first frame held still where nothing is
-    brushed). The static mask is held on it to the end: the region cannot drift. The brushed regions
-    are held on its cut-and-paste animation down to BRUSH_HOLD_UNTIL: the early steps, which decide
-    where things are, follow the path; the later ones, left to the model, decide how things look.
-    `start`: the segment's first frame in seconds of the video."""
+    Both need a known frame, `still`, the video's at `at` seconds (the first keyframe, or the last
+    frame an extension continues from; in plain text-to-video the trained channels alone steer the
+    regions), and one VAE encode of the clip the controls describe from it (controls.brushed_frames;
+    the frame held still where nothing is brushed). The static mask is held on it to the end: the
+    region cannot drift. The brushed regions are held on its cut-and-paste animation down to
+    BRUSH_HOLD_UNTIL: the early steps, which decide where things are, follow the path; the later
+    ones, left to the model, decide how things look. `start`: the segment's frame 0 in seconds."""
     if still is None or not plan.hold or (plan.static is None and not plan.brush):
         return None
     cfg = pipe.config
     _, _, h, w = noise.shape[1:]
-    frames = controls.brushed_frames(still, plan.brush, cfg.frames, cfg.fps, start)
+    frames = controls.brushed_frames(still, plan.brush, cfg.frames, cfg.fps, start, at)
     with torch.inference_mode():
         clip = _to_model(frames, next(pipe.vae.parameters())).transpose(0, 1)[None]
         target = controls.clip_latents(pipe.vae, clip).to(noise)
@@ -490,8 +491,9 @@ def _base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) 
         def step(done: int, total: int, k=k) -> None:
             callback("denoise", k * total + done, n * total)
 
-        still = tail[-1] if tail is not None else (first if k == 0 else None)
-        hold = _holds(pipe, plan, still, noise, max(start, 0) / cfg.fps)
+        still = tail[-1] if tail is not None else (first if k == 0 else None)  # the latest known frame
+        at = max(start, 0) + (0 if tail is None else td - 1)
+        hold = _holds(pipe, plan, still, noise, max(start, 0) / cfg.fps, at / cfg.fps)
         with torch.inference_mode():
             z = SAMPLERS[plan.sampler](model, noise, ts, callback=step, project=hold)
         timings["denoise_s"] = timings.get("denoise_s", 0.0) + time.perf_counter() - t0

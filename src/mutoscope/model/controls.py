@@ -156,26 +156,29 @@ def brush_origin(regions: list[Region], start: float = 0.0) -> np.ndarray:
     return np.max([shift_masks(r.mask, r.offsets(np.array([start])))[0] for r in regions], axis=0)
 
 
-def brushed_frames(image: np.ndarray, regions: list[Region], frames: int, fps: float, start: float = 0.0):
-    """(F, H, W, 3) float in [0, 255]: `image`, the clip's first frame (its regions where they are at
-    `start` seconds), with each region's pixels carried along its path over the background they
-    leave (filled in from around them, cv2's Telea inpainting) and the rest held still: a
-    cut-and-paste animation of what the brush asks. It is the target the sampler steers the brushed
-    regions towards in the first steps (generate._holds), not a video anyone is shown."""
+def brushed_frames(image: np.ndarray, regions: list[Region], frames: int, fps: float, start: float = 0.0,
+                   at: float | None = None):  # fmt: skip
+    """(F, H, W, 3) float in [0, 255]: a clip of `frames` from `start` seconds made of `image`, a
+    frame of the video at `at` seconds (default: `start`; its regions where they are then), with
+    each region's pixels carried along its path over the background they leave (filled in from
+    around them, cv2's Telea inpainting) and the rest held still: a cut-and-paste animation of what
+    the brush asks. It is the target the sampler steers the brushed regions towards in the first
+    steps (generate._holds), not a video anyone is shown."""
     import cv2
 
+    at = start if at is None else at
     times = start + np.arange(frames) / fps
     image = np.asarray(image)
     out = np.repeat(np.asarray(image, np.float32).transpose(2, 0, 1)[None], frames, axis=0)
     if regions:
-        origin = brush_origin(regions, start) > 0.05
+        origin = brush_origin(regions, at) > 0.05
         # Filled from a ring one pixel out (the regions' soft edges are no source), kept inside only.
         hole = cv2.dilate(origin.astype(np.uint8), np.ones((3, 3), np.uint8))
         ground = cv2.inpaint(image, hole, 3, cv2.INPAINT_TELEA)
         out[:] = np.where(origin[..., None], ground, image).astype(np.float32).transpose(2, 0, 1)
     pixels = image.astype(np.float32).transpose(2, 0, 1)  # (3, H, W)
     for r in regions:
-        here = r.offsets(np.array([start]))
+        here = r.offsets(np.array([at]))
         mask = shift_masks(r.mask, here)[0]
         moves = r.offsets(times) - here
         alpha = shift_masks(mask, moves)[:, None]  # (F, 1, H, W)
