@@ -97,16 +97,15 @@ def brush(pipe, n: int, out: Path, image_to_video: bool = True) -> dict:
         def measured(frames: np.ndarray, bc=bc) -> list:  # end error, static motion, consistency
             return [*ec.brush_errors(frames, 8.0, bc), judge(frames, [], fps=8.0).consistency.score]
 
-        rows.append(
-            {
-                "truth": measured(ec.brush_truth(bc, size)),
-                "model": measured(_generate(pipe, out / "brush.mp4", **kw)),
-                # the trained brush and static channels alone, without the sampler's holds
-                "model_unheld": measured(_generate(pipe, out / "brush.mp4", hold=False, **kw)),
-            }
-        )
+        row = {
+            "truth": measured(ec.brush_truth(bc, size)),
+            "model": measured(_generate(pipe, out / "brush.mp4", **kw)),
+        }
+        if image_to_video:  # the trained brush and static channels alone, without the sampler's holds
+            row["model_unheld"] = measured(_generate(pipe, out / "brush.mp4", hold=False, **kw))
+        rows.append(row)
     summary = {}
-    for who in ("truth", "model", "model_unheld"):
+    for who in ("truth", "model", "model_unheld")[: 3 if image_to_video else 2]:
         statics = [r[who][1] for r in rows if r[who][1] is not None]
         summary[who] = {
             "n": len(rows),
