@@ -312,6 +312,24 @@ def test_brushed_regions_are_held_only_in_the_first_steps(pipe):
     assert torch.equal(hold(x, torch.tensor(BRUSH_HOLD_UNTIL / 2)), x)  # let go near the end
 
 
+def test_a_continuing_segment_holds_the_ground_the_region_leaves_in_its_known_frame(pipe):
+    from mutoscope.generate import _holds
+
+    cfg = pipe.config
+    C, T, h, w = pipe.vae.latent_shape(cfg.frames, cfg.height, cfg.width)
+    mask = np.zeros((cfg.height, cfg.width), np.float32)
+    mask[:8, :8] = 1  # centred at (0.125, 0.125)
+    # Still until 0.5 s, across to the far corner by 0.875 s (the tail's last frame), then still.
+    path = np.array([[0.0, 0.125, 0.125], [0.5, 0.125, 0.125], [0.875, 0.875, 0.875], [9.0, 0.875, 0.875]])
+    region = controls.Region(mask, path)
+    noise = torch.zeros(1, C, T, h, w)
+    tail_last = np.full((cfg.height, cfg.width, 3), 60, np.uint8)
+    hold = _holds(pipe, _plan(cfg, brush=[region]), tail_last, noise, 0.5, 0.875)
+    held = hold(torch.full((1, C, T, h, w), 7.0), torch.tensor(1.0))
+    assert held[0, 0, -1, -1, -1] == 0  # where it is in the known frame: its hole there, held
+    assert held[0, 0, -1, 0, 0] == 7  # where it was at the segment's start, gone by then: free
+
+
 def test_generate_records_whether_the_regions_were_held(pipe, tmp_path):
     mask = np.zeros((32, 32), np.float32)
     mask[:16] = 1

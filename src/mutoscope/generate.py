@@ -448,7 +448,7 @@ def _holds(pipe: Pipeline, plan: Plan, still: np.ndarray | None, noise: torch.Te
     if plan.brush:
         td = cfg.vae.temporal_down
         moved = controls.brush_map(plan.brush, cfg.frames, cfg.fps, (h, w), td, start=start)
-        left = controls.static_map(controls.brush_origin(plan.brush, start), (h, w))  # to the background
+        left = controls.static_map(controls.brush_origin(plan.brush, at), (h, w))  # to the background
         region = np.maximum(moved, left[None])
         projections.append(
             controls.held_path(target, noise, torch.from_numpy(region).to(noise), BRUSH_HOLD_UNTIL)
