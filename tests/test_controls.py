@@ -273,7 +273,7 @@ def _plan(cfg, **kw):
 
 
 def test_the_static_region_is_held_to_the_end_on_the_still_first_frame(pipe):
-    from mutoscope.generate import _holds, _to_model
+    from mutoscope.generate import _holds, _segment_maps, _to_model
 
     cfg = pipe.config
     C, T, h, w = pipe.vae.latent_shape(cfg.frames, cfg.height, cfg.width)
@@ -282,7 +282,7 @@ def test_the_static_region_is_held_to_the_end_on_the_still_first_frame(pipe):
     static[: cfg.height // 2] = 1  # the top half: whole latent rows
     plan = _plan(cfg, static=static)
     noise = torch.randn(1, C, T, h, w)
-    hold = _holds(pipe, plan, first, noise, 0.0, 0.0)
+    hold = _holds(pipe, plan, _segment_maps(pipe, plan, 0), first, noise, 0.0, 0.0)
     x = torch.randn(1, C, T, h, w)
     held = hold(x, torch.tensor(0.0))
     clip = _to_model(np.repeat(first[None], cfg.frames, axis=0), next(pipe.vae.parameters()))
@@ -290,12 +290,15 @@ def test_the_static_region_is_held_to_the_end_on_the_still_first_frame(pipe):
     assert torch.allclose(held[..., : h // 2, :], still[..., : h // 2, :], atol=1e-6)
     assert torch.equal(held[..., h // 2 :, :], x[..., h // 2 :, :])
     assert torch.allclose(hold(noise, torch.tensor(1.0)), noise)  # the path starts at the noise
-    assert _holds(pipe, plan, None, noise, 0.0, 0.0) is None  # no first frame: the trained channel alone
-    assert _holds(pipe, dataclasses.replace(plan, hold=False), first, noise, 0.0, 0.0) is None
+    assert (
+        _holds(pipe, plan, _segment_maps(pipe, plan, 0), None, noise, 0.0, 0.0) is None
+    )  # no first frame: the trained channel alone
+    off = dataclasses.replace(plan, hold=False)
+    assert _holds(pipe, off, _segment_maps(pipe, off, 0), first, noise, 0.0, 0.0) is None
 
 
 def test_brushed_regions_are_held_only_in_the_first_steps(pipe):
-    from mutoscope.generate import BRUSH_HOLD_UNTIL, _holds
+    from mutoscope.generate import BRUSH_HOLD_UNTIL, _holds, _segment_maps
 
     cfg = pipe.config
     C, T, h, w = pipe.vae.latent_shape(cfg.frames, cfg.height, cfg.width)
@@ -304,7 +307,8 @@ def test_brushed_regions_are_held_only_in_the_first_steps(pipe):
     mask[:8, :8] = 1
     region = controls.Region(mask, np.array([[0.0, 0.1, 0.1], [1.0, 0.6, 0.6]]))
     noise = torch.zeros(1, C, T, h, w)
-    hold = _holds(pipe, _plan(cfg, brush=[region]), first, noise, 0.0, 0.0)
+    plan = _plan(cfg, brush=[region])
+    hold = _holds(pipe, plan, _segment_maps(pipe, plan, 0), first, noise, 0.0, 0.0)
     x = torch.full((1, C, T, h, w), 7.0)
     early = hold(x, torch.tensor(1.0))  # on the path at t = 1: the noise (zero) where held
     assert early[0, 0, 0, 0, 0] == 0 and early[0, 0, 0, -1, -1] == 7  # the region held, the rest free
@@ -313,7 +317,7 @@ def test_brushed_regions_are_held_only_in_the_first_steps(pipe):
 
 
 def test_a_continuing_segment_holds_the_ground_the_region_leaves_in_its_known_frame(pipe):
-    from mutoscope.generate import _holds
+    from mutoscope.generate import _holds, _segment_maps
 
     cfg = pipe.config
     C, T, h, w = pipe.vae.latent_shape(cfg.frames, cfg.height, cfg.width)
@@ -324,7 +328,8 @@ def test_a_continuing_segment_holds_the_ground_the_region_leaves_in_its_known_fr
     region = controls.Region(mask, path)
     noise = torch.zeros(1, C, T, h, w)
     tail_last = np.full((cfg.height, cfg.width, 3), 60, np.uint8)
-    hold = _holds(pipe, _plan(cfg, brush=[region]), tail_last, noise, 0.5, 0.875)
+    plan = _plan(cfg, brush=[region])
+    hold = _holds(pipe, plan, _segment_maps(pipe, plan, 4), tail_last, noise, 0.5, 0.875)
     held = hold(torch.full((1, C, T, h, w), 7.0), torch.tensor(1.0))
     assert held[0, 0, -1, -1, -1] == 0  # where it is in the known frame: its hole there, held
     assert held[0, 0, -1, 0, 0] == 7  # where it was at the segment's start, gone by then: free
@@ -463,7 +468,7 @@ def test_30_fps_and_upscaled_sizes_through_generate(pipe, tmp_path):
 
 
 def test_a_loop_longer_than_a_segment_conditions_its_last_segment_on_the_first_frame(pipe, tmp_path):
-    from mutoscope.generate import _check, _segment_cond
+    from mutoscope.generate import _check, _segment_cond, _segment_maps
 
     first = np.zeros((32, 32, 3), np.uint8)
     plan = _check(
@@ -471,7 +476,9 @@ def test_a_loop_longer_than_a_segment_conditions_its_last_segment_on_the_first_f
     )
     assert len(plan.segments) == 2 and plan.end is plan.first
     C = pipe.config.vae.latent_channels
-    last = _segment_cond(pipe, plan, 1, 4, np.zeros((4, 32, 32, 3), np.uint8), None)
+    last = _segment_cond(
+        pipe, plan, 1, _segment_maps(pipe, plan, 4), np.zeros((4, 32, 32, 3), np.uint8), None
+    )
     assert last[0, C, -1].min() == 1.0  # the end keyframe's mask is set in the last segment
 
 

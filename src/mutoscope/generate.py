@@ -389,12 +389,11 @@ def _to_model(frames: np.ndarray, like: torch.Tensor) -> torch.Tensor:
     return x.to(like.device, like.dtype)
 
 
-def _segment_cond(pipe: Pipeline, plan: Plan, k: int, start: int, tail, first) -> torch.Tensor | None:
-    """The control maps of segment k, whose frame 0 is frame `start` of the video (at base rate)."""
+def _segment_maps(pipe: Pipeline, plan: Plan, start: int) -> controls.ControlMaps:
+    """The camera, brush and static maps of a segment whose frame 0 is frame `start` of the video (at
+    base rate): the model's inputs (_segment_cond) and the regions the sampler holds (_holds)."""
     cfg = pipe.config
-    if not cfg.dit.cond_channels:
-        return None
-    _, T, h, w = pipe.vae.latent_shape(cfg.frames, cfg.height, cfg.width)
+    _, _, h, w = pipe.vae.latent_shape(cfg.frames, cfg.height, cfg.width)
     td = cfg.vae.temporal_down
     times = (start + np.arange(cfg.frames)) / cfg.fps
     maps = controls.ControlMaps()
@@ -404,6 +403,17 @@ def _segment_cond(pipe: Pipeline, plan: Plan, k: int, start: int, tail, first) -
         maps.brush = controls.brush_map(plan.brush, cfg.frames, cfg.fps, (h, w), td, start=start / cfg.fps)
     if plan.static is not None:
         maps.static = controls.static_map(plan.static, (h, w))
+    return maps
+
+
+def _segment_cond(
+    pipe: Pipeline, plan: Plan, k: int, maps: controls.ControlMaps, tail, first
+) -> torch.Tensor | None:
+    """The control input of segment k: its maps (_segment_maps) and keyframe latents."""
+    cfg = pipe.config
+    if not cfg.dit.cond_channels:
+        return None
+    _, T, h, w = pipe.vae.latent_shape(cfg.frames, cfg.height, cfg.width)
     cond = maps.tensor(cfg.dit.cond_channels, (T, h, w))
     weight = next(pipe.vae.parameters())
     with torch.inference_mode():
@@ -425,8 +435,8 @@ def _segment_cond(pipe: Pipeline, plan: Plan, k: int, start: int, tail, first) -
 BRUSH_HOLD_UNTIL = 0.25  # flow time at which the brushed regions are let go (docs/BENCHMARKS.md)
 
 
-def _holds(pipe: Pipeline, plan: Plan, still: np.ndarray | None, noise: torch.Tensor, start: float,
-           at: float):  # fmt: skip
+def _holds(pipe: Pipeline, plan: Plan, maps: controls.ControlMaps, still: np.ndarray | None,
+           noise: torch.Tensor, start: float, at: float):  # fmt: skip
     """The sampler's projection (controls.held_path) for the regions the user fixed, or None.
 
     Both need a known frame, `still`, the video's at `at` seconds (the first keyframe, or the last
@@ -435,7 +445,8 @@ def _holds(pipe: Pipeline, plan: Plan, still: np.ndarray | None, noise: torch.Te
     the frame held still where nothing is brushed). The static mask is held on it to the end: the
     region cannot drift. The brushed regions are held on its cut-and-paste animation down to
     BRUSH_HOLD_UNTIL: the early steps, which decide where things are, follow the path; the later
-    ones, left to the model, decide how things look. `start`: the segment's frame 0 in seconds."""
+    ones, left to the model, decide how things look. The regions are the segment's maps, as the
+    model reads them (_segment_maps); `start`: the segment's frame 0 in seconds."""
     if still is None or not plan.hold or (plan.static is None and not plan.brush):
         return None
     cfg = pipe.config
@@ -446,16 +457,13 @@ def _holds(pipe: Pipeline, plan: Plan, still: np.ndarray | None, noise: torch.Te
         target = controls.clip_latents(pipe.vae, clip).to(noise)
     projections = []
     if plan.brush:
-        td = cfg.vae.temporal_down
-        moved = controls.brush_map(plan.brush, cfg.frames, cfg.fps, (h, w), td, start=start)
         left = controls.static_map(controls.brush_origin(plan.brush, at), (h, w))  # to the background
-        region = np.maximum(moved, left[None])
+        region = np.maximum(maps.brush, left[None])
         projections.append(
             controls.held_path(target, noise, torch.from_numpy(region).to(noise), BRUSH_HOLD_UNTIL)
         )
     if plan.static is not None:  # after the brush: a still region stays still
-        region = torch.from_numpy(controls.static_map(plan.static, (h, w))).to(noise)
-        projections.append(controls.held_path(target, noise, region))
+        projections.append(controls.held_path(target, noise, torch.from_numpy(maps.static).to(noise)))
 
     def project(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         for held in projections:
@@ -480,7 +488,8 @@ def _base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) 
     n = len(plan.segments)
     for k, prompt in enumerate(plan.segments):
         start = made - (0 if tail is None else td)  # a continuing segment starts on the tail
-        cond = _segment_cond(pipe, plan, k, max(start, 0), tail, first if k == 0 else None)
+        maps = _segment_maps(pipe, plan, max(start, 0))
+        cond = _segment_cond(pipe, plan, k, maps, tail, first if k == 0 else None)
         noise = torch.randn(1, Cz, Tz, Hz, Wz, generator=generator).to(pipe.device)
         i = prompts.index(prompt)
         t0 = time.perf_counter()
@@ -493,7 +502,7 @@ def _base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) 
 
         still = tail[-1] if tail is not None else (first if k == 0 else None)  # the latest known frame
         at = max(start, 0) + (0 if tail is None else td - 1)
-        hold = _holds(pipe, plan, still, noise, max(start, 0) / cfg.fps, at / cfg.fps)
+        hold = _holds(pipe, plan, maps, still, noise, max(start, 0) / cfg.fps, at / cfg.fps)
         with torch.inference_mode():
             z = SAMPLERS[plan.sampler](model, noise, ts, callback=step, project=hold)
         timings["denoise_s"] = timings.get("denoise_s", 0.0) + time.perf_counter() - t0
