@@ -105,7 +105,7 @@ def brush(pipe, n: int, out: Path, image_to_video: bool = True) -> dict:
             row["model_unheld"] = measured(_generate(pipe, out / "brush.mp4", hold=False, **kw))
         rows.append(row)
     summary = {}
-    for who in ("truth", "model", "model_unheld")[: 3 if image_to_video else 2]:
+    for who in rows[0]:  # truth, model and (given a first frame) model_unheld
         statics = [r[who][1] for r in rows if r[who][1] is not None]
         summary[who] = {
             "n": len(rows),

@@ -151,9 +151,14 @@ def shift_masks(mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return _shift(np.asarray(mask)[None], offsets)[:, 0]
 
 
+def _placed(regions: list[Region], at: float) -> list[np.ndarray]:
+    """Each region's mask (H, W) where it is at `at` seconds."""
+    return [shift_masks(r.mask, r.offsets(np.array([at])))[0] for r in regions]
+
+
 def brush_origin(regions: list[Region], start: float = 0.0) -> np.ndarray:
     """(H, W): the union of the regions' masks where they are at `start` seconds."""
-    return np.max([shift_masks(r.mask, r.offsets(np.array([start])))[0] for r in regions], axis=0)
+    return np.max(_placed(regions, start), axis=0)
 
 
 def brushed_frames(image: np.ndarray, regions: list[Region], frames: int, fps: float, start: float = 0.0,
@@ -170,17 +175,16 @@ def brushed_frames(image: np.ndarray, regions: list[Region], frames: int, fps: f
     times = start + np.arange(frames) / fps
     image = np.asarray(image)
     out = np.repeat(np.asarray(image, np.float32).transpose(2, 0, 1)[None], frames, axis=0)
+    placed = _placed(regions, at)
     if regions:
-        origin = brush_origin(regions, at) > 0.05
+        origin = np.max(placed, axis=0) > 0.05
         # Filled from a ring one pixel out (the regions' soft edges are no source), kept inside only.
         hole = cv2.dilate(origin.astype(np.uint8), np.ones((3, 3), np.uint8))
         ground = cv2.inpaint(image, hole, 3, cv2.INPAINT_TELEA)
         out[:] = np.where(origin[..., None], ground, image).astype(np.float32).transpose(2, 0, 1)
     pixels = image.astype(np.float32).transpose(2, 0, 1)  # (3, H, W)
-    for r in regions:
-        here = r.offsets(np.array([at]))
-        mask = shift_masks(r.mask, here)[0]
-        moves = r.offsets(times) - here
+    for r, mask in zip(regions, placed, strict=True):
+        moves = r.offsets(times) - r.offsets(np.array([at]))
         alpha = shift_masks(mask, moves)[:, None]  # (F, 1, H, W)
         out = out * (1 - alpha) + _shift(pixels * mask, moves)  # premultiplied: the pixels carry their mask
     return out.transpose(0, 2, 3, 1)
