@@ -212,6 +212,39 @@ def test_failed_overwrite_keeps_the_old_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.json", "keep.mp4"]
 
 
+ENCODE_IN_A_FRESH_PROCESS = """
+import sys
+import cv2
+import numpy as np
+from mutoscope.eval.suites import suite
+from mutoscope.post.mp4 import write_mp4
+from mutoscope.world.render import render
+w, h = int(sys.argv[2]), int(sys.argv[3])
+scenes = [render(p.spec, 64, 64, 8.0) for p in suite("dev", 2)]  # two world clips, one after the other
+frames = np.stack([cv2.resize(f, (w, h)) for f in np.concatenate(scenes)])
+write_mp4(sys.argv[1], frames, 8.0)
+"""
+
+
+@pytest.mark.parametrize("size", [(64, 64), (144, 96), (128, 64)])
+def test_the_same_frames_make_the_same_video_whatever_memory_held_before(tmp_path, size):
+    """At widths off 128 px x264's macroblock tree reads memory it never wrote (without the fix, the
+    64 px and 144 px cases below differ by up to 20 levels): two processes whose fresh and freed
+    memory hold other bytes (glibc's MALLOC_PERTURB_) must write the same pixels."""
+    import os
+    import sys
+
+    videos = []
+    for perturb in ("165", "77"):
+        path = tmp_path / f"{perturb}.mp4"
+        env = {**os.environ, "MALLOC_PERTURB_": perturb}
+        args = [sys.executable, "-c", ENCODE_IN_A_FRESH_PROCESS, str(path), *map(str, size)]
+        subprocess.run(args, env=env, check=True, timeout=120)
+        videos.append(read_frames(path))
+    assert videos[0].shape == (32, size[1], size[0], 3)
+    np.testing.assert_array_equal(videos[0], videos[1])
+
+
 def test_poster_is_a_png(tmp_path):
     frame = smooth_clip(t=1, h=37, w=63)[0]
     out = write_poster(tmp_path / "poster.png", frame)
