@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from einops import rearrange
 
 from mutoscope import __version__
 from mutoscope.config import ModelConfig, SampleConfig, load_json, save_json
 from mutoscope.config import preset as preset_config
 from mutoscope.control_inputs import CameraControl, load_frame, load_mask, parse_brush, parse_camera
+from mutoscope.data.world_stream import from_model, to_model
 from mutoscope.diffusion.flow import time_grid
 from mutoscope.diffusion.sampling import SAMPLERS, cfg_wrapper
 from mutoscope.errors import UserError
@@ -384,9 +384,9 @@ def _tail(source: Any, cfg: ModelConfig) -> np.ndarray:
 
 
 def _to_model(frames: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> (N, 3, H, W) in [-1, 1], on like's device and dtype."""
-    x = torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-    return x.to(like.device, like.dtype)
+    """uint8 (..., T, H, W, 3) -> (..., 3, T, H, W) in [-1, 1] (world_stream.to_model, as training
+    reads clips), on like's device and dtype."""
+    return to_model(torch.from_numpy(np.array(frames))).to(like.device, like.dtype)
 
 
 def _segment_maps(pipe: Pipeline, plan: Plan, start: int) -> controls.ControlMaps:
@@ -418,16 +418,13 @@ def _segment_cond(
     weight = next(pipe.vae.parameters())
     with torch.inference_mode():
         if tail is not None:  # continue: the first latent frame is the tail, encoded as a clip alone
-            clip = (
-                _to_model(tail, weight).transpose(0, 1)[None].contiguous(memory_format=torch.channels_last_3d)
-            )
+            clip = _to_model(tail, weight)[None].contiguous(memory_format=torch.channels_last_3d)
             controls.set_keyframes(cond, pipe.vae.normalize(pipe.vae.encode(clip)[0].float())[0, :, :1], [0])
         elif first is not None:
-            controls.set_keyframes(
-                cond, controls.still_latents(pipe.vae, _to_model(first[None], weight))[0][:, None], [0]
-            )
+            z = controls.still_latents(pipe.vae, _to_model(first[None, None], weight)[:, :, 0])
+            controls.set_keyframes(cond, z[0][:, None], [0])
         if plan.end is not None and k == len(plan.segments) - 1:
-            end = controls.still_latents(pipe.vae, _to_model(plan.end[None], weight))[0]
+            end = controls.still_latents(pipe.vae, _to_model(plan.end[None, None], weight)[:, :, 0])[0]
             controls.set_keyframes(cond, end[:, None], [T - 1])
     return cond[None].to(pipe.device)
 
@@ -453,7 +450,7 @@ def _holds(pipe: Pipeline, plan: Plan, maps: controls.ControlMaps, still: np.nda
     _, _, h, w = noise.shape[1:]
     frames = controls.brushed_frames(still, plan.brush, cfg.frames, cfg.fps, start, at)
     with torch.inference_mode():
-        clip = _to_model(frames, next(pipe.vae.parameters())).transpose(0, 1)[None]
+        clip = _to_model(frames, next(pipe.vae.parameters()))[None]
         target = controls.clip_latents(pipe.vae, clip).to(noise)
     projections = []
     if plan.brush:
@@ -510,8 +507,7 @@ def _base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) 
         z = pipe.vae.denormalize(z.float()).to(next(pipe.vae.parameters()).dtype)
         with torch.inference_mode():
             video = torch.cat(list(pipe.vae.iter_decode(z)), dim=2)[0].float()  # (3, T, H, W)
-        rgb = ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        rgb = rearrange(rgb, "c t h w -> t h w c").cpu().numpy()
+        rgb = from_model(video.clamp(-1, 1)).cpu().numpy()
         timings["decode_s"] = timings.get("decode_s", 0.0) + time.perf_counter() - t0
         if plan.anchor:
             anchor(
