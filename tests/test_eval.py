@@ -6,7 +6,7 @@ import re
 
 from mutoscope.eval.controls import psnr
 from mutoscope.eval.report import NOTHING_NOVEL, markdown, novelty_markdown, plot, summarise
-from mutoscope.eval.runner import run_ground_truth, run_vae, vae_roundtrip
+from mutoscope.eval.runner import painted, run_ground_truth, run_vae, vae_roundtrip
 from mutoscope.eval.suites import SUITE_SIZES, suite
 from mutoscope.world.claims import holds
 from mutoscope.world.holdout import HELD_OUT_WORDS_BY_KIND, held_out_pairs, in_training, is_novel
@@ -51,8 +51,10 @@ def test_ground_truth_renders_pass_and_the_report_counts_them(tmp_path):
     passed, total = summary["overall"]
     assert total == sum(len(p.claims) for p in prompts)
     assert passed >= total - 1  # the judge's ground-truth accuracy is ~97-100% per claim type
+    assert 0 < summary["scene"]["object_cover"] < 0.5 and summary["scene"]["blobs"] >= 1  # 1-3 objects
     table = markdown({"ground truth": summary})
     assert "| **overall** |" in table and f"({passed}/{total})" in table
+    assert "| object blobs a frame (mean) |" in table
     png = plot({"ground truth": summary}, tmp_path / "claims.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -70,6 +72,17 @@ def test_summarise_separates_sources_and_claim_types():
     assert s["model"]["types"] == {"color": (1, 2), "motion": (0, 1)}
     assert s["model"]["overall"] == (1, 3) and s["model"]["prompts"] == 2
     assert s["untrained"]["overall"] == (0, 1)
+
+
+def test_painted_is_the_frame_mean_of_object_cover_and_blobs():
+    import numpy as np
+
+    from mutoscope.world.judge.perception import FramePerception
+
+    quarter = np.zeros((4, 4), bool)
+    quarter[:2, :2] = True
+    frames = [FramePerception([], np.zeros((4, 4), bool)), FramePerception([object(), object()], quarter)]
+    assert painted(frames) == {"object_cover": 0.125, "blobs": 1.0}
 
 
 def test_the_report_breaks_claims_down_by_what_was_novel_in_the_prompt():

@@ -19,8 +19,9 @@ NOTHING_NOVEL = "nothing held out"
 
 def summarise(rows: list[dict]) -> dict[str, dict]:
     """{source: {"types": {claim type: (passed, total)}, "overall": (passed, total), "consistency": median,
-    "prompts": n, "seconds": mean, "novelty": {tag: (passed, total)}}}; a prompt with two novel parts
-    counts under both tags."""
+    "prompts": n, "seconds": mean, "novelty": {tag: (passed, total)}, "scene": {"object_cover": mean,
+    "blobs": mean}}}; a prompt with two novel parts counts under both tags; rows of older reports lack
+    "scene"."""
     out: dict[str, dict] = {}
     by_source: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
@@ -46,6 +47,9 @@ def summarise(rows: list[dict]) -> dict[str, dict]:
             "seconds": statistics.mean(r["seconds"] for r in rs),
             "novelty": {k: tuple(v) for k, v in sorted(novel.items())},
         }
+        scenes = [r["scene"] for r in rs if "scene" in r]
+        if scenes:
+            out[source]["scene"] = {k: statistics.mean(s[k] for s in scenes) for k in scenes[0]}
     return out
 
 
@@ -72,6 +76,10 @@ def markdown(summary: dict) -> str:
             lines.append(row(t.value, lambda x, t=t: _pct(x["types"].get(t.value))))
     lines.append(row("**overall**", lambda x: f"**{_pct(x['overall'])}**"))
     lines.append(row("consistency (median)", lambda x: f"{x['consistency']:.1f}"))
+    if all("scene" in summary[s] for s in sources):
+        cover = lambda x: f"{x['scene']['object_cover']:.3f}"  # noqa: E731
+        lines.append(row("object cover (mean share of the frame)", cover))
+        lines.append(row("object blobs a frame (mean)", lambda x: f"{x['scene']['blobs']:.2f}"))
     lines.append(row("prompts", lambda x: str(x["prompts"])))
     lines.append(row("seconds per prompt", lambda x: f"{x['seconds']:.2f}"))
     return "\n".join(lines) + "\n"

@@ -2,7 +2,8 @@
 
 Every clip goes through the MP4 encoder and is read back from the file, as a user would get it, so
 that the scores include what H.264 and yuv420p do to small colored objects. One JSON row per prompt
-(claims with verdicts and evidence, consistency, timings) is what the report aggregates.
+(claims with verdicts and evidence, consistency, how much of the frame objects cover, timings) is
+what the report aggregates.
 """
 
 from __future__ import annotations
@@ -18,7 +19,18 @@ from mutoscope.data.world_stream import from_model, to_model
 from mutoscope.eval.suites import SuitePrompt
 from mutoscope.post.mp4 import write_mp4
 from mutoscope.world.judge import judge
+from mutoscope.world.judge.perception import FramePerception
 from mutoscope.world.render import render
+
+
+def painted(perception: list[FramePerception]) -> dict[str, float]:
+    """How much object the clip shows, frame-averaged: the share of pixels in any object color's blob
+    and the number of blobs. Set beside the truth's, it tells a model that paints objects everywhere
+    (each claim then fails on a wrong shape) from one that draws too few."""
+    return {
+        "object_cover": round(float(np.mean([p.object_mask.mean() for p in perception])), 4),
+        "blobs": round(float(np.mean([len(p.detections) for p in perception])), 3),
+    }
 
 
 def _row(p: SuitePrompt, source: str, video: Path, seconds: float) -> dict:
@@ -32,6 +44,7 @@ def _row(p: SuitePrompt, source: str, video: Path, seconds: float) -> dict:
         "video": str(video),
         "verdicts": [v.to_dict() for v in report.verdicts],
         "consistency": report.consistency.to_dict(),
+        "scene": painted(report.reading.perception),
         "seconds": round(seconds, 3),
     }
 
