@@ -75,6 +75,25 @@ def test_later_epochs_show_the_same_clips_with_new_noise(test_vae):
         dit_task(test_vae, unique_clips=6)
 
 
+@pytest.mark.parametrize("power", [1.0, 4.0])
+def test_the_object_weight_fades_towards_noise_as_the_configured_power(test_vae, power):
+    """A model that answers 0: the error is the target squared, weighted 1 + w (1 - t)^power on the objects."""
+    import dataclasses
+
+    from mutoscope.diffusion import flow
+
+    task = dit_task(test_vae, unique_clips=8)
+    task.tcfg = dataclasses.replace(task.tcfg, object_weight=8.0, object_weight_power=power)
+    batch = task.data[0]
+    x0, cond, objects = task.inputs(batch, task.cache)
+    loss, _ = task.flow_loss(lambda x, *args: torch.zeros_like(x), batch, x0, cond, objects)
+    err = flow.target(x0, batch["noise"].to(x0)).pow(2)
+    fade = (1 - batch["t"]) ** power
+    assert objects.sum() > 0 and not torch.allclose(fade, torch.ones_like(fade))
+    expected = object_weighted_mean(err, objects * fade.view(-1, 1, 1, 1, 1), 8.0)
+    assert torch.allclose(loss, expected)
+
+
 def test_a_later_epoch_reuses_the_latents_a_resumed_process_encodes_again(test_vae):
     """As the training loop runs it: the batches made outside autocast, the loss inside."""
     task = dit_task(test_vae, unique_clips=8)

@@ -301,7 +301,8 @@ class DiTTask:
         # Fading to 0 at pure noise: a weight that depends on the target (where the objects really
         # are) biases the optimum towards "object" wherever x_t leaves that uncertain, most near t = 1,
         # where it would paint objects everywhere; near the data x_t shows where they are.
-        loss = object_weighted_mean(err, objects * (1 - t).view(-1, 1, 1, 1, 1), self.tcfg.object_weight)
+        fade = (1 - t).pow(self.tcfg.object_weight_power).view(-1, 1, 1, 1, 1)
+        loss = object_weighted_mean(err, objects * fade, self.tcfg.object_weight)
         on_objects = (objects * err).sum() / (objects.sum() * err.shape[1]).clamp_min(1e-6)
         return loss, {"flat": err.mean().item(), "objects": on_objects.item()}
 
