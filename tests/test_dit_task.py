@@ -77,7 +77,7 @@ def test_later_epochs_show_the_same_clips_with_new_noise(test_vae):
 
 @pytest.mark.parametrize("power", [1.0, 4.0])
 def test_the_object_weight_fades_towards_noise_as_the_configured_power(test_vae, power):
-    """A model that answers 0: the error is the target squared, weighted 1 + w (1 - t)^power on the objects."""
+    """A model that answers 0: the error is the target squared, weighted 1 + w (1 - t)^p on the objects."""
     import dataclasses
 
     from mutoscope.diffusion import flow
