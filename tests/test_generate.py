@@ -73,10 +73,10 @@ def test_seed_decides_the_video(trained_like, tmp_path, monkeypatch):
         return read_frames(tmp_path / name).astype(int)
 
     a, again, other = frames("a.mp4", 1), frames("b.mp4", 1), frames("c.mp4", 2)
-    # Bit for bit before encoding. (libx264 itself, fed the same frames in chunks while other work
-    # runs, rarely writes a slightly different stream: seen in ~1 of 10 runs, a few pixels off.)
+    # Bit for bit before encoding, and after it (post/mp4.py: x264's threads fixed, its macroblock
+    # tree off at this width, where it read memory it had not written).
     assert np.array_equal(np.concatenate(made[0]), np.concatenate(made[1]))
-    assert 10 * np.log10(255**2 / max(((a - again) ** 2).mean(), 1e-9)) > 30  # dB, after H.264
+    assert np.array_equal(a, again)
     assert np.abs(a - other).mean() > 1
     assert np.abs(a - frames("d.mp4", 1, "two blue squares")).mean() > 0  # the prompt matters
 
