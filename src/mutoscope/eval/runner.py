@@ -25,8 +25,8 @@ from mutoscope.world.render import render
 
 def painted(perception: list[FramePerception]) -> dict[str, float]:
     """How much object the clip shows, frame-averaged: the share of pixels in any object color's blob
-    and the number of blobs. Set beside the truth's, it tells a model that paints objects everywhere
-    (each claim then fails on a wrong shape) from one that draws too few."""
+    and the number of blobs. Set beside the truth's, it tells a model that paints objects where there
+    are none from one that draws too few."""
     return {
         "object_cover": round(float(np.mean([p.object_mask.mean() for p in perception])), 4),
         "blobs": round(float(np.mean([len(p.detections) for p in perception])), 3),

@@ -38,20 +38,21 @@ _MPEG_RANGE = 1  # AVCOL_RANGE_MPEG: limited (16-235) range
 # Exact rounding into YUV; decoding back with it on is measurably worse (mean error 2.1 vs 1.1 on
 # the palette), so reading uses swscale's default.
 _SWS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND
-# The same frames make the same file (a seed's video is the same on every machine and every run):
+# The same frames make the same file, on every machine and in every run:
 # - x264's output depends on its thread count; PyAV asks for slice threads, as many as the CPUs the
 #   process may use at that moment, which changed between two encodes in one process. Frame threads
 #   of a fixed count instead.
 # - At widths that are not a multiple of 128 px (our 64 px base, 1080 px vertical and square), x264's
 #   macroblock-tree rate control reads memory it never wrote: the same frames came out up to 23 levels
 #   apart depending on what the process had freed before (MALLOC_PERTURB_ changes them; widths of
-#   128, 256, 384, 1280 and 1920 px stay put). There it is turned off; elsewhere it halves the size
-#   of a 1080p file at the same quality.
+#   128, 256, 384, 1280 and 1920 px stay put). There it is turned off; elsewhere it stays, as it
+#   halves a 1080p file at the same crf.
 X264_THREADS = 4
 DETERMINISTIC_MBTREE_WIDTH = 128
 
 
 def _x264_options(crf: int, preset: str, width: int) -> dict[str, str]:
+    """libx264's options for a stream `width` px wide (encoded: even)."""
     options = {"crf": str(crf), "preset": preset}
     if width % DETERMINISTIC_MBTREE_WIDTH:
         options["x264-params"] = "mbtree=0"
