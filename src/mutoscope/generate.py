@@ -484,9 +484,11 @@ def _base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) 
     tail, first, made = plan.tail, plan.first, 0
     n = len(plan.segments)
     for k, prompt in enumerate(plan.segments):
-        start = made - (0 if tail is None else td)  # a continuing segment starts on the tail
-        maps = _segment_maps(pipe, plan, max(start, 0))
-        cond = _segment_cond(pipe, plan, k, maps, tail, first if k == 0 else None)
+        # A continuing segment starts on the tail (an extension's first one on the given video's, frame 0).
+        start = max(made - (0 if tail is None else td), 0)
+        known_first = first if k == 0 else None
+        maps = _segment_maps(pipe, plan, start)
+        cond = _segment_cond(pipe, plan, k, maps, tail, known_first)
         noise = torch.randn(1, Cz, Tz, Hz, Wz, generator=generator).to(pipe.device)
         i = prompts.index(prompt)
         t0 = time.perf_counter()
@@ -497,9 +499,9 @@ def _base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) 
         def step(done: int, total: int, k=k) -> None:
             callback("denoise", k * total + done, n * total)
 
-        still = tail[-1] if tail is not None else (first if k == 0 else None)  # the latest known frame
-        at = max(start, 0) + (0 if tail is None else td - 1)
-        hold = _holds(pipe, plan, maps, still, noise, max(start, 0) / cfg.fps, at / cfg.fps)
+        still = tail[-1] if tail is not None else known_first  # the latest known frame
+        at = start + (0 if tail is None else td - 1)
+        hold = _holds(pipe, plan, maps, still, noise, start / cfg.fps, at / cfg.fps)
         with torch.inference_mode():
             z = SAMPLERS[plan.sampler](model, noise, ts, callback=step, project=hold)
         timings["denoise_s"] = timings.get("denoise_s", 0.0) + time.perf_counter() - t0
