@@ -61,6 +61,60 @@ def test_camera_summary_reads_each_move_on_its_own_axis(move, axis, sign):
     assert summary[0, :4].abs().max() < moving[axis].abs()  # and grows with time from frame 0
 
 
+def _flow_cond(flow: np.ndarray) -> torch.Tensor:
+    """A (1, 10, T', h, w) cond of the test preset (4 latent channels) with this camera flow given."""
+    cond = torch.zeros(1, 10, *flow.shape[1:], dtype=torch.float64)
+    cond[0, 5:7] = torch.from_numpy(flow)
+    cond[0, 7] = 1.0
+    return cond
+
+
+def test_camera_positions_follow_the_scene():
+    """Closed forms on an 8x8 latent grid with 2x2 patches (4x4 tokens, one token = 2/8 of the frame
+    height): no move keeps the grid's indices; the scene sliding 2 tokens right puts every token of
+    that frame 2 to the left of its index (it sees what frame 0 saw there); a 2x zoom halves every
+    offset from the centre."""
+    T, h = 3, 8
+    still = controls.camera_positions(_flow_cond(np.zeros((2, T, h, h))), 4, (1, 2, 2))
+    axes = (torch.arange(n, dtype=torch.float64) for n in (T, 4, 4))
+    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1)  # (T, 4, 4, 3) token indices
+    assert still.shape == (1, T * 16, 3) and torch.allclose(still[0], grid.reshape(-1, 3), atol=1e-9)
+
+    slide = np.zeros((2, T, h, h))
+    slide[0, 2] = 2 * (2 / h) * controls.FLOW_SCALE  # latent frame 2: 2 tokens to the right
+    pos = controls.camera_positions(_flow_cond(slide), 4, (1, 2, 2))[0].reshape(T, 4, 4, 3)
+    assert torch.allclose(pos[2, ..., 2], grid[2, ..., 2] - 2, atol=1e-9)
+    assert torch.allclose(pos[2, ..., :2], grid[2, ..., :2], atol=1e-9)  # t and y kept
+    assert torch.allclose(pos[:2], grid[:2], atol=1e-9)  # earlier frames kept
+
+    ys = (torch.arange(h, dtype=torch.float64) + 0.5) / h - 0.5  # latent pixel centres, frame heights
+    py, px = torch.meshgrid(ys, ys, indexing="ij")
+    zoom = np.zeros((2, T, h, h))
+    zoom[0, 1], zoom[1, 1] = px.numpy() * controls.FLOW_SCALE, py.numpy() * controls.FLOW_SCALE  # 2x
+    pos = controls.camera_positions(_flow_cond(zoom), 4, (1, 2, 2))[0].reshape(T, 4, 4, 3)
+    centre = 1.5
+    assert torch.allclose(pos[1, ..., 1:] - centre, (grid[1, ..., 1:] - centre) / 2, atol=1e-9)
+
+
+@pytest.mark.parametrize("move", [Camera.PAN_LEFT, Camera.TILT_DOWN, Camera.ZOOM_OUT, Camera.ORBIT])
+def test_camera_positions_give_a_world_point_one_position(move):
+    """Every world preset: the point seen at a latent pixel of the video's first frame, followed
+    along the camera flow to where it is in the last latent frame, has there the position of that
+    pixel (the affine fit is exact for the world's moves)."""
+    h = 8
+    flow = controls.camera_flow(camera_params(move, TIMES), (h, h), 4)
+    pos = controls.camera_positions(_flow_cond(flow), 4, (1, 1, 1))[0].reshape(4, h, h, 3)
+    iy, ix = np.meshgrid(np.arange(h), np.arange(h), indexing="ij")
+    to_x = ix + flow[0, 3] / controls.FLOW_SCALE * h  # where the point is in latent frame 3, in indices
+    to_y = iy + flow[1, 3] / controls.FLOW_SCALE * h
+    # Latent frame 3's positions are an affine function of the index: read them off there.
+    design = np.stack([ix.ravel(), iy.ravel(), np.ones(h * h)], 1)
+    affine = np.linalg.lstsq(design, pos[3, ..., 1:].reshape(-1, 2).numpy(), rcond=None)[0]
+    at = np.stack([to_x.ravel(), to_y.ravel(), np.ones(h * h)], 1) @ affine  # (y, x) positions there
+    assert np.allclose(at, np.stack([iy.ravel(), ix.ravel()], 1), atol=1e-6)
+    assert not np.allclose(pos[3, ..., 1:].numpy(), np.stack([iy, ix], -1), atol=0.1)  # and they moved
+
+
 def test_guidance_drops_the_motion_controls_and_keeps_the_keyframes():
     from types import SimpleNamespace
 
@@ -120,6 +174,7 @@ def test_widened_dit_computes_what_the_text_only_one_did():
     x, t = torch.randn(2, 4, 2, 8, 8), torch.rand(2)
     text, mask = torch.randn(2, 5, cfg.text_dim), torch.ones(2, 5, dtype=torch.bool)
     cond = torch.randn(2, cfg.cond_channels, 2, 8, 8)
+    cond[:, 5:7] = 0  # no camera flow: a camera would move the RoPE positions (cfg.camera_rope)
     with torch.no_grad():
         # equal up to rounding: the conditioning is per latent frame now, a matmul of another shape
         assert torch.allclose(base(x, t, text, mask), wide(x, t, text, mask, cond), atol=1e-6, rtol=0)

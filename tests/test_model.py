@@ -92,6 +92,49 @@ def test_rope_relative_positions():
     assert torch.allclose(qr.norm(dim=-1), q.norm().expand(*grid))
 
 
+def test_rope_at_given_positions():
+    """Per-sample positions: the grid's own indices give the grid's angles; each sample of a batch is
+    rotated by its own table; a fractional shift on one axis turns only that axis's channels."""
+    head_dim, grid = 16, (2, 3, 4)
+    base = rope_angles(grid, head_dim)
+    from mutoscope.model.attention import rope_positions
+
+    pos = rope_positions(grid)
+    shifted = pos.clone()
+    shifted[:, 2] += 0.5  # half a token along w
+    angles = rope_angles(grid, head_dim, positions=torch.stack([pos, shifted]))
+    assert angles.shape == (2, *base.shape) and torch.equal(angles[0], base)
+    t_ch, h_ch, _ = (d // 2 for d in rope_split(head_dim))
+    assert torch.equal(angles[1, :, : t_ch + h_ch], base[:, : t_ch + h_ch])
+    assert not torch.allclose(angles[1, :, t_ch + h_ch :], base[:, t_ch + h_ch :])
+
+    x = torch.randn(2, 5, 24, head_dim)  # (B, heads, N, d)
+    both = apply_rope(x, rope_tables(angles, torch.float32))
+    for b in range(2):
+        alone = apply_rope(x[b : b + 1], rope_tables(angles[b], torch.float32))
+        assert torch.allclose(both[b : b + 1], alone, atol=1e-6)
+
+
+def test_camera_rope_is_the_grid_without_a_camera_and_moves_with_one():
+    """A model with scene-anchored positions computes what the screen-anchored one does when no camera
+    is given (flow zero), and something else when the camera moves."""
+    from mutoscope.model import controls
+
+    cfg = dataclasses.replace(CFG, cond_channels=controls.cond_channels(4))
+    screen = _perturbed(DiT(cfg))
+    scene = DiT(dataclasses.replace(cfg, camera_rope=True)).eval()
+    scene.load_state_dict(screen.state_dict())
+    x, t, text, mask = _inputs(t=3)
+    cond = torch.zeros(2, cfg.cond_channels, 3, 4, 6)
+    with torch.no_grad():
+        assert torch.equal(scene(x, t, text, mask, cond), screen(x, t, text, mask, cond))
+        cond[1, 5, 1:] = 0.5  # sample 1: the scene slides right in latent frames 1 and 2
+        cond[1, 7] = 1.0
+        a, b = scene(x, t, text, mask, cond), screen(x, t, text, mask, cond)
+    assert torch.allclose(a[0], b[0], atol=1e-6)  # sample 0 has no camera: as before
+    assert not torch.allclose(a[1], b[1], atol=1e-3)
+
+
 def test_self_attention_matches_the_textbook_form():
     """The fast layout (q and k normalized together, RoPE as a matmul) computes the plain formula:
     per-head RMS norm with each its own gain, then the pair rotation

@@ -55,6 +55,9 @@ class DiTConfig:
     # Control inputs (model/controls.py): latent_channels + 6 extra input channels (keyframes, camera,
     # motion brush, static mask); 0 is a text-only model.
     cond_channels: int = 0
+    # RoPE positions anchored to the scene where the camera is a control (model/controls.py's
+    # camera_positions); False: screen positions always (models trained before it).
+    camera_rope: bool = False
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # says so); the preset's deeper VAE starts from it (CausalVAE.widen_state) and is being trained.
     "tiny": dict(
         vae=dict(blocks_per_stage=2, decoder_blocks_per_stage=3),
-        dit=dict(dim=256, depth=8, heads=4, cond_channels=22),
+        dit=dict(dim=256, depth=8, heads=4, cond_channels=22, camera_rope=True),
     ),
     # Candidate (2026-12-06, fourth session): the tiny model reading color names' RGB beside the
     # MiniLM states (text_colors.py), which place "emerald" nearer "amber" than "green".
@@ -183,18 +186,27 @@ PRESETS: dict[str, dict[str, Any]] = {
         height=32,
         frames=8,
         vae=dict(base_channels=8, latent_channels=4, channel_mult=(1, 2, 2)),
-        dit=dict(in_channels=4, dim=32, depth=2, heads=2, cond_channels=10),
+        dit=dict(in_channels=4, dim=32, depth=2, heads=2, cond_channels=10, camera_rope=True),
     ),
     # GPU configs (same code; torchrun + FSDP2). Sizes are the DiT's parameter counts, measured
     # (a block is ~22 dim^2: self-attention 4, cross-attention 4, MLP 8, adaLN 6).
     "small": dict(  # 134M
-        width=256, height=256, frames=32, dit=dict(dim=768, depth=10, heads=12, cond_channels=22)
+        width=256,
+        height=256,
+        frames=32,
+        dit=dict(dim=768, depth=10, heads=12, cond_channels=22, camera_rope=True),
     ),
     "base": dict(  # 593M
-        width=512, height=512, frames=64, dit=dict(dim=1152, depth=20, heads=16, cond_channels=22)
+        width=512,
+        height=512,
+        frames=64,
+        dit=dict(dim=1152, depth=20, heads=16, cond_channels=22, camera_rope=True),
     ),
     "large": dict(  # 1.15B
-        width=512, height=512, frames=64, dit=dict(dim=1536, depth=22, heads=24, cond_channels=22)
+        width=512,
+        height=512,
+        frames=64,
+        dit=dict(dim=1536, depth=22, heads=24, cond_channels=22, camera_rope=True),
     ),
 }
 

@@ -25,17 +25,26 @@ def rope_split(head_dim: int) -> tuple[int, int, int]:
     return head_dim - 2 * hw, hw, hw
 
 
-def rope_angles(grid: tuple[int, int, int], head_dim: int, device=None) -> torch.Tensor:
-    """Rotation angles (N, head_dim / 2) for the N = T*H*W tokens of a (T, H, W) grid, in t-h-w order."""
+def rope_positions(grid: tuple[int, int, int], device=None) -> torch.Tensor:
+    """(N, 3) float64 (t, h, w) index of each token of a (T, H, W) grid, in t-h-w order."""
+    axes = [torch.arange(size, dtype=torch.float64, device=device) for size in grid]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3)
+
+
+def rope_angles(
+    grid: tuple[int, int, int], head_dim: int, device=None, positions: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Rotation angles (N, head_dim / 2) for the N = T*H*W tokens of a (T, H, W) grid, in t-h-w order.
+
+    `positions` (B, N, 3) replaces the grid's integer (t, h, w) indices with per-sample positions,
+    fractional allowed (RoPE is a continuous function of position): the camera-anchored positions of
+    model/controls.camera_positions. The angles are then (B, N, head_dim / 2)."""
+    pos = rope_positions(grid, device) if positions is None else positions.to(torch.float64)
     angles = []
-    for axis, (size, dim) in enumerate(zip(grid, rope_split(head_dim), strict=True)):
-        inv_freq = ROPE_THETA ** (-torch.arange(0, dim, 2, dtype=torch.float64, device=device) / dim)
-        pos = torch.arange(size, dtype=torch.float64, device=device)
-        a = torch.outer(pos, inv_freq)  # (size, dim / 2)
-        shape = [1, 1, 1, dim // 2]
-        shape[axis] = size
-        angles.append(a.view(shape).expand(*grid, dim // 2))
-    return rearrange(torch.cat(angles, dim=-1), "t h w d -> (t h w) d").float()
+    for axis, dim in enumerate(rope_split(head_dim)):
+        inv_freq = ROPE_THETA ** (-torch.arange(0, dim, 2, dtype=torch.float64, device=pos.device) / dim)
+        angles.append(pos[..., axis, None] * inv_freq)  # (..., N, dim / 2)
+    return torch.cat(angles, dim=-1).float()
 
 
 def rope_tables(angles: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,14 +63,17 @@ def pair_rotation(head_dim: int, dtype: torch.dtype, device=None) -> torch.Tenso
 
 
 def apply_rope(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], axis: int = -2) -> torch.Tensor:
-    """Rotate channel pairs (2i, 2i+1) of x (..., N, d) by their angles: x cos + rot(x) sin, with the
-    token axis N at `axis` (-2: (B, heads, N, d); -3: (B, N, heads, d)).
+    """Rotate channel pairs (2i, 2i+1) of x (B, ..., N, d) by their angles: x cos + rot(x) sin, with the
+    token axis N at `axis` (-2: (B, heads, N, d); -3: (B, N, heads, d)); cos and sin (N, d) for all
+    samples or (B, N, d) per sample.
 
     rot(x) is a matmul with a fixed 0/1 matrix: on the CPU one small matmul beats the stack and negate
     of the pair-swapping form (measured: attention with qk-norm and RoPE 3.1 -> 2.1 ms per block)."""
     cos, sin = rope
     shape = [1] * x.ndim
-    shape[axis], shape[-1] = cos.shape
+    shape[axis], shape[-1] = cos.shape[-2:]
+    if cos.ndim == 3:  # per-sample positions (B, N, d)
+        shape[0] = cos.shape[0]
     cos, sin = cos.view(shape), sin.view(shape)
     return x * cos + (x @ pair_rotation(x.shape[-1], x.dtype, x.device)) * sin
 
@@ -103,7 +115,7 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """x (B, N, D), rope = (cos, sin) each (N, head_dim) -> (B, N, D)."""
+        """x (B, N, D), rope = (cos, sin) each (N, head_dim) or (B, N, head_dim) -> (B, N, D)."""
         qkv = rearrange(self.qkv(x), "b n (three h d) -> b n three h d", three=3, h=self.heads)
         qk = qkv[:, :, :2]  # (B, N, 2, heads, d)
         if isinstance(self.q_norm, RMSNorm):

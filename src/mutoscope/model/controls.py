@@ -132,6 +132,47 @@ def camera_summary(cond: torch.Tensor, latent_channels: int) -> torch.Tensor:
     return torch.stack(parts, dim=-1)
 
 
+def camera_positions(cond: torch.Tensor, latent_channels: int, patch: tuple[int, int, int]) -> torch.Tensor:
+    """(B, N, 3) float64 RoPE positions (t, h, w) of the DiT's tokens, anchored to the scene: a token
+    of latent frame k sits where the point it sees was in frame 0, in token units, so the same point
+    of a still scene keeps one position in every frame however the camera moves.
+
+    Attention with RoPE depends on relative positions, and the model has learned from every clip
+    that content at the same position in two frames is the same content. With positions fixed to
+    the screen, following a camera move means learning to look for content at an offset that grows
+    with time, from the flow channels, which the model barely did (issue 4). With positions fixed to
+    the scene, a camera move is the still scene seen through a moving window. Where the camera is not
+    a control (flow zero) the positions are the grid's own indices, as before.
+
+    The camera flow channels of `cond` (B, channels, T', h, w), where the point at a frame-0 latent
+    pixel p has moved to in latent frame k (an average over its frames), are fitted per latent frame
+    by the affine map q = M p + c (least squares; exact for the similarity transforms of world/
+    motion.py, which averaging keeps affine); a token at q then sits at M^-1 (q - c)."""
+    C = latent_channels
+    pt, ph, pw = patch
+    flow = cond[:, C + 1 : C + 3].double() / FLOW_SCALE  # (B, 2, T', h, w) in frame heights
+    B, _, T, h, w = flow.shape
+    flow = flow.reshape(B, 2, T // pt, pt, h, w).mean(3)  # per token frame
+    scale = 1.0 / h  # one latent pixel, in frame heights (square pixels)
+    ys = (torch.arange(h, dtype=torch.float64, device=cond.device) - (h - 1) / 2) * scale
+    xs = (torch.arange(w, dtype=torch.float64, device=cond.device) - (w - 1) / 2) * scale
+    py, px = torch.meshgrid(ys, xs, indexing="ij")
+    p = torch.stack([px, py]).reshape(2, -1)  # (2, h w), centred: its mean is 0
+    q = p + flow.reshape(B, 2, T // pt, -1).transpose(1, 2)  # (B, T'', 2, h w)
+    c = q.mean(-1, keepdim=True)
+    M = ((q - c) @ p.T) @ torch.linalg.inv(p @ p.T)  # (B, T'', 2, 2)
+    # Token centres on the same centred axes; their positions back in token indices.
+    ty = (torch.arange(h // ph, dtype=torch.float64, device=cond.device) - (h // ph - 1) / 2) * ph * scale
+    tx = (torch.arange(w // pw, dtype=torch.float64, device=cond.device) - (w // pw - 1) / 2) * pw * scale
+    qy, qx = torch.meshgrid(ty, tx, indexing="ij")
+    tokens = torch.stack([qx, qy]).reshape(2, -1)  # (2, n)
+    seen = torch.linalg.solve(M, tokens - c)  # (B, T'', 2, n): frame-0 place of what each token sees
+    x = seen[:, :, 0] / (pw * scale) + (w // pw - 1) / 2
+    y = seen[:, :, 1] / (ph * scale) + (h // ph - 1) / 2
+    t = torch.arange(T // pt, dtype=torch.float64, device=cond.device)[None, :, None].expand_as(x)
+    return torch.stack([t, y, x], dim=-1).reshape(B, -1, 3)  # tokens in (t h w) order
+
+
 def _shift(planes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """(F, C, H, W): planes (C, H, W) translated by each offset (F, 2), in frame units, bilinear,
     zero where they come from outside."""

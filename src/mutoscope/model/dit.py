@@ -5,7 +5,8 @@ Read top to bottom: embedders, the block, the final layer, the model. Conditioni
 - time and the pooled prompt -> one vector c (B, D) that modulates every block by adaLN-Zero
   (shift, scale, gate per sub-layer, the gates starting at zero so each block starts as the identity);
 - the prompt's tokens -> cross-attention in every block (as PixArt-alpha), padding masked out;
-- positions -> 3-D RoPE inside self-attention (no absolute position table, so any T x H x W works).
+- positions -> 3-D RoPE inside self-attention (no absolute position table, so any T x H x W works);
+  with `cfg.camera_rope`, a camera control moves them with the scene (controls.camera_positions).
 U-ViT long skips (Bao et al. 2023; Vidu's backbone), when `cfg.long_skip`: the first half of the
 blocks hands its outputs to the mirrored blocks of the second half, concatenated and projected.
 """
@@ -20,7 +21,7 @@ from torch import nn
 
 from mutoscope.config import DiTConfig
 from mutoscope.model.attention import CrossAttention, SelfAttention, rope_angles, rope_tables
-from mutoscope.model.controls import CAMERA_SUMMARY, camera_summary, cond_channels
+from mutoscope.model.controls import CAMERA_SUMMARY, camera_positions, camera_summary, cond_channels
 from mutoscope.text import masked_mean
 
 TIME_SCALE = 1000.0  # t in [0, 1] is embedded as t * 1000, the range DiT's frequencies were made for
@@ -199,7 +200,11 @@ class DiT(nn.Module):
             cam = cam.reshape(cam.shape[0], grid[0], pt, -1).mean(2)  # per token frame
             c = c + self.camera_embed(cam.to(dtype))  # (B, T', D)
         ctx = self.text_proj(text)  # (B, L, D)
-        angles = rope_angles(grid, self.cfg.dim // self.cfg.heads, device=x.device)  # (N, head_dim / 2)
+        positions = None
+        if cond is not None and self.cfg.camera_rope:
+            positions = camera_positions(cond, self.cfg.in_channels, self.cfg.patch_size)  # (B, N, 3)
+        head_dim = self.cfg.dim // self.cfg.heads
+        angles = rope_angles(grid, head_dim, device=x.device, positions=positions)  # ([B,] N, head_dim / 2)
         rope = rope_tables(angles, dtype)  # cos, sin (N, head_dim)
 
         skips = []
