@@ -8,8 +8,15 @@ import pytest
 import torch
 
 from mutoscope.config import DiTConfig, preset
-from mutoscope.model import DiT, DiTBlock
-from mutoscope.model.attention import apply_rope, attention, rope_angles, rope_split, rope_tables
+from mutoscope.model import DiT, DiTBlock, controls
+from mutoscope.model.attention import (
+    apply_rope,
+    attention,
+    rope_angles,
+    rope_positions,
+    rope_split,
+    rope_tables,
+)
 
 CFG = DiTConfig(in_channels=4, dim=32, depth=3, heads=2)  # odd depth: a middle block without a skip
 
@@ -97,8 +104,6 @@ def test_rope_at_given_positions():
     rotated by its own table; a fractional shift on one axis turns only that axis's channels."""
     head_dim, grid = 16, (2, 3, 4)
     base = rope_angles(grid, head_dim)
-    from mutoscope.model.attention import rope_positions
-
     pos = rope_positions(grid)
     shifted = pos.clone()
     shifted[:, 2] += 0.5  # half a token along w
@@ -118,8 +123,6 @@ def test_rope_at_given_positions():
 def test_camera_rope_is_the_grid_without_a_camera_and_moves_with_one():
     """A model with scene-anchored positions computes what the screen-anchored one does when no camera
     is given (flow zero), and something else when the camera moves."""
-    from mutoscope.model import controls
-
     cfg = dataclasses.replace(CFG, cond_channels=controls.cond_channels(4))
     screen = _perturbed(DiT(cfg))
     scene = DiT(dataclasses.replace(cfg, camera_rope=True)).eval()

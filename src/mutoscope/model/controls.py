@@ -154,18 +154,20 @@ def camera_positions(cond: torch.Tensor, latent_channels: int, patch: tuple[int,
     B, _, T, h, w = flow.shape
     flow = flow.reshape(B, 2, T // pt, pt, h, w).mean(3)  # per token frame
     scale = 1.0 / h  # one latent pixel, in frame heights (square pixels)
-    ys = (torch.arange(h, dtype=torch.float64, device=cond.device) - (h - 1) / 2) * scale
-    xs = (torch.arange(w, dtype=torch.float64, device=cond.device) - (w - 1) / 2) * scale
-    py, px = torch.meshgrid(ys, xs, indexing="ij")
-    p = torch.stack([px, py]).reshape(2, -1)  # (2, h w), centred: its mean is 0
+
+    def centres(rows: int, cols: int, dy: float, dx: float) -> torch.Tensor:
+        """(2, rows cols) (x, y) centres of a grid of cells dy x dx, about the frame's centre."""
+        ys, xs = ((torch.arange(n, dtype=torch.float64, device=cond.device) - (n - 1) / 2) * d
+                  for n, d in ((rows, dy), (cols, dx)))  # fmt: skip
+        py, px = torch.meshgrid(ys, xs, indexing="ij")
+        return torch.stack([px, py]).reshape(2, -1)
+
+    p = centres(h, w, scale, scale)  # latent pixels; centred: its mean is 0
     q = p + flow.reshape(B, 2, T // pt, -1).transpose(1, 2)  # (B, T'', 2, h w)
     c = q.mean(-1, keepdim=True)
     M = ((q - c) @ p.T) @ torch.linalg.inv(p @ p.T)  # (B, T'', 2, 2)
     # Token centres on the same centred axes; their positions back in token indices.
-    ty = (torch.arange(h // ph, dtype=torch.float64, device=cond.device) - (h // ph - 1) / 2) * ph * scale
-    tx = (torch.arange(w // pw, dtype=torch.float64, device=cond.device) - (w // pw - 1) / 2) * pw * scale
-    qy, qx = torch.meshgrid(ty, tx, indexing="ij")
-    tokens = torch.stack([qx, qy]).reshape(2, -1)  # (2, n)
+    tokens = centres(h // ph, w // pw, ph * scale, pw * scale)  # (2, n)
     seen = torch.linalg.solve(M, tokens - c)  # (B, T'', 2, n): frame-0 place of what each token sees
     x = seen[:, :, 0] / (pw * scale) + (w // pw - 1) / 2
     y = seen[:, :, 1] / (ph * scale) + (h // ph - 1) / 2
