@@ -67,8 +67,15 @@ def load_vae_with_config(path: str | Path) -> tuple[ModelConfig, CausalVAE]:
 
 
 KEY_MODES = ("none", "first", "first_last", "last", "extend")
-# Most samples keep no keyframe, so that the text stays the main source of what appears.
-KEY_PROBS = (0.6, 0.18, 0.07, 0.03, 0.12)
+# Most samples keep no keyframe, so that the text stays the main source of what appears. Extension
+# at 25% (12% until the ninth session of 2026-12-06, when long videos lost their objects).
+KEY_PROBS = (0.5, 0.15, 0.06, 0.04, 0.25)
+# An extension continues generated frames, which its training samples (a clip's own first latent
+# frame) never show: the known latents are blurred by noise of a std drawn per clip in
+# [0, EXTEND_NOISE] (normalized latents have unit std), so that the model learns to take the tail
+# as evidence of what is there, not as pixels to repeat with their defects (SVD's conditioning
+# augmentation). generate() gives the tail as it is.
+EXTEND_NOISE = 0.25
 # With color features (text_colors.py), the share of color names the text encoder does not see (it
 # reads [MASK], the DiT the name's RGB): without it the encoder's states alone name every training
 # color and the RGB would go unread.
@@ -323,7 +330,10 @@ class DiTTask:
                 controls.set_keyframes(cond[b], zk[:, None], [k])
         for b, m in enumerate(modes):
             if m == "extend":
-                controls.set_keyframes(cond[b], x0[b, :, :1], [0])
+                gen = torch.Generator().manual_seed(sample_seed(self.tcfg.seed, int(batch["clip"][b]), 6))
+                std = EXTEND_NOISE * torch.rand((), generator=gen)
+                noise = std * torch.randn(x0[b, :, :1].shape, generator=gen)
+                controls.set_keyframes(cond[b], x0[b, :, :1] + noise.to(x0), [0])
         return cond
 
     @torch.no_grad()
