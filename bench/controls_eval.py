@@ -61,7 +61,7 @@ def camera(pipe, n: int, out: Path) -> dict:
 
 def keyframes(pipe, n: int, out: Path) -> dict:
     """PSNR of the first and last generated frames to the given ones: the model's own (anchor off),
-    as delivered (anchor on: generate.anchor), and the keyframes' own H.264 round trip (the ceiling)."""
+    as delivered (anchor on: segments.anchor), and the keyframes' own H.264 round trip (the ceiling)."""
     from mutoscope.post.mp4 import write_mp4
 
     rows = []

@@ -118,7 +118,7 @@ def test_camera_positions_give_a_world_point_one_position(move):
 def test_guidance_drops_the_motion_controls_and_keeps_the_keyframes():
     from types import SimpleNamespace
 
-    from mutoscope.generate import _with_cond
+    from mutoscope.segments import with_cond
 
     seen = []
 
@@ -131,7 +131,7 @@ def test_guidance_drops_the_motion_controls_and_keeps_the_keyframes():
 
     fake = Recorder()
     cond = torch.rand(1, 10, 2, 4, 4) + 0.5
-    model = _with_cond(fake, cond)
+    model = with_cond(fake, cond)
     x = torch.zeros(2, 4, 2, 4, 4)
     model(x, torch.zeros(2), torch.zeros(2, 1, 8), torch.ones(2, 1, dtype=torch.bool))
     both = seen[-1]
@@ -321,14 +321,14 @@ def test_brushed_frames_carry_the_region_along_its_path_over_the_background_it_l
 
 
 def _plan(cfg, **kw):
-    from mutoscope.generate import Plan
+    from mutoscope.request import Plan
 
     return Plan(seed=0, steps=2, cfg=1.0, sampler="euler", frames=cfg.frames, segments=["a"], fps=cfg.fps,
                 size=(cfg.width, cfg.height), **kw)  # fmt: skip
 
 
 def test_the_static_region_is_held_to_the_end_on_the_still_first_frame(pipe):
-    from mutoscope.generate import _holds, _segment_maps, _to_model
+    from mutoscope.segments import held_regions, model_frames, segment_maps
 
     cfg = pipe.config
     C, T, h, w = pipe.vae.latent_shape(cfg.frames, cfg.height, cfg.width)
@@ -337,23 +337,23 @@ def test_the_static_region_is_held_to_the_end_on_the_still_first_frame(pipe):
     static[: cfg.height // 2] = 1  # the top half: whole latent rows
     plan = _plan(cfg, static=static)
     noise = torch.randn(1, C, T, h, w)
-    hold = _holds(pipe, plan, _segment_maps(pipe, plan, 0), first, noise, 0.0, 0.0)
+    hold = held_regions(pipe, plan, segment_maps(pipe, plan, 0), first, noise, 0.0, 0.0)
     x = torch.randn(1, C, T, h, w)
     held = hold(x, torch.tensor(0.0))
-    clip = _to_model(np.repeat(first[None], cfg.frames, axis=0), next(pipe.vae.parameters()))
+    clip = model_frames(np.repeat(first[None], cfg.frames, axis=0), next(pipe.vae.parameters()))
     still = controls.clip_latents(pipe.vae, clip[None])
     assert torch.allclose(held[..., : h // 2, :], still[..., : h // 2, :], atol=1e-6)
     assert torch.equal(held[..., h // 2 :, :], x[..., h // 2 :, :])
     assert torch.allclose(hold(noise, torch.tensor(1.0)), noise)  # the path starts at the noise
     assert (
-        _holds(pipe, plan, _segment_maps(pipe, plan, 0), None, noise, 0.0, 0.0) is None
+        held_regions(pipe, plan, segment_maps(pipe, plan, 0), None, noise, 0.0, 0.0) is None
     )  # no first frame: the trained channel alone
     off = dataclasses.replace(plan, hold=False)
-    assert _holds(pipe, off, _segment_maps(pipe, off, 0), first, noise, 0.0, 0.0) is None
+    assert held_regions(pipe, off, segment_maps(pipe, off, 0), first, noise, 0.0, 0.0) is None
 
 
 def test_brushed_regions_are_held_only_in_the_first_steps(pipe):
-    from mutoscope.generate import BRUSH_HOLD_UNTIL, _holds, _segment_maps
+    from mutoscope.segments import BRUSH_HOLD_UNTIL, held_regions, segment_maps
 
     cfg = pipe.config
     C, T, h, w = pipe.vae.latent_shape(cfg.frames, cfg.height, cfg.width)
@@ -363,7 +363,7 @@ def test_brushed_regions_are_held_only_in_the_first_steps(pipe):
     region = controls.Region(mask, np.array([[0.0, 0.1, 0.1], [1.0, 0.6, 0.6]]))
     noise = torch.zeros(1, C, T, h, w)
     plan = _plan(cfg, brush=[region])
-    hold = _holds(pipe, plan, _segment_maps(pipe, plan, 0), first, noise, 0.0, 0.0)
+    hold = held_regions(pipe, plan, segment_maps(pipe, plan, 0), first, noise, 0.0, 0.0)
     x = torch.full((1, C, T, h, w), 7.0)
     early = hold(x, torch.tensor(1.0))  # on the path at t = 1: the noise (zero) where held
     assert early[0, 0, 0, 0, 0] == 0 and early[0, 0, 0, -1, -1] == 7  # the region held, the rest free
@@ -372,7 +372,7 @@ def test_brushed_regions_are_held_only_in_the_first_steps(pipe):
 
 
 def test_a_continuing_segment_holds_the_ground_the_region_leaves_in_its_known_frame(pipe):
-    from mutoscope.generate import _holds, _segment_maps
+    from mutoscope.segments import held_regions, segment_maps
 
     cfg = pipe.config
     C, T, h, w = pipe.vae.latent_shape(cfg.frames, cfg.height, cfg.width)
@@ -384,7 +384,7 @@ def test_a_continuing_segment_holds_the_ground_the_region_leaves_in_its_known_fr
     noise = torch.zeros(1, C, T, h, w)
     tail_last = np.full((cfg.height, cfg.width, 3), 60, np.uint8)
     plan = _plan(cfg, brush=[region])
-    hold = _holds(pipe, plan, _segment_maps(pipe, plan, 4), tail_last, noise, 0.5, 0.875)
+    hold = held_regions(pipe, plan, segment_maps(pipe, plan, 4), tail_last, noise, 0.5, 0.875)
     held = hold(torch.full((1, C, T, h, w), 7.0), torch.tensor(1.0))
     assert held[0, 0, -1, -1, -1] == 0  # where it is in the known frame: its hole there, held
     assert held[0, 0, -1, 0, 0] == 7  # where it was at the segment's start, gone by then: free
@@ -523,17 +523,16 @@ def test_30_fps_and_upscaled_sizes_through_generate(pipe, tmp_path):
 
 
 def test_a_loop_longer_than_a_segment_conditions_its_last_segment_on_the_first_frame(pipe, tmp_path):
-    from mutoscope.generate import _check, _segment_cond, _segment_maps
+    from mutoscope.request import check_request
+    from mutoscope.segments import segment_cond, segment_maps
 
     first = np.zeros((32, 32, 3), np.uint8)
-    plan = _check(
+    plan = check_request(
         pipe, GenerationRequest("a ball", seconds=1.5, loop=True, first_frame=first), tmp_path / "x.mp4"
     )
     assert len(plan.segments) == 2 and plan.end is plan.first
     C = pipe.config.vae.latent_channels
-    last = _segment_cond(
-        pipe, plan, 1, _segment_maps(pipe, plan, 4), np.zeros((4, 32, 32, 3), np.uint8), None
-    )
+    last = segment_cond(pipe, plan, 1, segment_maps(pipe, plan, 4), np.zeros((4, 32, 32, 3), np.uint8), None)
     assert last[0, C, -1].min() == 1.0  # the end keyframe's mask is set in the last segment
 
 

@@ -14,7 +14,7 @@ its patch embedding start at zero, `widen_patch_embed`). Channels, for C latent 
     C+5       static: regions that must not move
 
 The same functions build the maps for training (from a world clip's own objects and camera, in
-train/dit_task.py) and for generation (from the user's masks and paths, in generate.py), so the
+train/dit_task.py) and for generation (from the user's masks and paths, in segments.py), so the
 model sees one format. Keyframe latents need the VAE and are filled in by the caller
 (`still_latents`): a still image is encoded as `temporal_down` copies of itself.
 """
@@ -211,7 +211,7 @@ def brushed_frames(image: np.ndarray, regions: list[Region], frames: int, fps: f
     each region's pixels carried along its path over the background they leave (filled in from
     around them, cv2's Telea inpainting) and the rest held still: a cut-and-paste animation of what
     the brush asks. It is the target the sampler steers the brushed regions towards in the first
-    steps (generate._holds), not a video anyone is shown."""
+    steps (segments.held_regions), not a video anyone is shown."""
     import cv2
 
     at = start if at is None else at
@@ -288,7 +288,7 @@ def set_keyframes(cond: torch.Tensor, latents: torch.Tensor, frames: list[int]) 
 
 def without_motion(cond: torch.Tensor, latent_channels: int) -> torch.Tensor:
     """cond (B, channels, T', h, w) with the motion controls (camera, brush, static) switched off and
-    the keyframes kept: the negative branch of guidance over the motion controls (generate.py)."""
+    the keyframes kept: the negative branch of guidance over the motion controls (segments.with_cond)."""
     out = cond.clone()
     out[:, latent_channels + 1 :] = 0
     return out
@@ -311,7 +311,7 @@ def held_path(target: torch.Tensor, noise: torch.Tensor, region: torch.Tensor, u
     (broadcastable, in [0, 1]) on the straight flow path from this noise to `target`: x_t = t noise
     + (1 - t) target there, a blend at the region's soft edge, from the start down to time `until`
     (0: to the end), after which the model goes on alone. Replacement inpainting (as in Blended
-    Latent Diffusion): the model generates everything else around the held region. generate._holds
+    Latent Diffusion): the model generates everything else around the held region. segments.held_regions
     uses it for the static mask (held to the end on the still first frame) and the motion brush
     (its cut-and-paste animation held for the first steps, which set where things are)."""
 

@@ -93,7 +93,7 @@ class GenerateEngine:
         """What this model can do, truthfully: controls (and extension) when its DiT takes control
         inputs, 30 fps and the upscaled tiers when the post stages' weights are there."""
         from mutoscope.diffusion.sampling import SAMPLERS
-        from mutoscope.generate import MAX_SECONDS, MAX_STEPS
+        from mutoscope.request import MAX_SECONDS, MAX_STEPS
 
         cfg, sample = self.pipe.config, self.pipe.sample
         controls = cfg.dit.cond_channels > 0
