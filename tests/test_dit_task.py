@@ -215,7 +215,7 @@ def test_with_color_features_training_hides_some_color_names_and_keeps_the_laten
         DiTTask(dataclasses.replace(cfg, text=colored.text), tcfg, 0, 1, test_vae)
 
 
-def test_an_extension_sample_sees_its_first_latent_frame_blurred_by_a_clips_own_noise(test_vae):
+def test_an_extension_sample_sees_its_first_latent_frames_blurred_by_a_clips_own_noise(test_vae):
     from mutoscope.train import dit_task as module
 
     task = dit_task(test_vae, unique_clips=0)
@@ -225,7 +225,11 @@ def test_an_extension_sample_sees_its_first_latent_frame_blurred_by_a_clips_own_
     cond, again = task.keyframes(batch, x0), task.keyframes(batch, x0)
     C = x0.shape[1]
     assert torch.equal(cond, again)  # drawn from (seed, clip): a resumed run sees the same
-    assert torch.all(cond[:, C, 0] == 1.0) and torch.all(cond[:, C, 1:] == 0.0)
+    given = cond[:, C].flatten(2).amax(dim=2)  # (B, T'): the keyframe mask of each latent frame
+    counts = given.sum(dim=1).long().tolist()
+    assert set(counts) == set(module.EXTEND_CONTEXT) and torch.all(given[:, 0] == 1.0)  # both, seed 0
+    for g, n in zip(given, counts, strict=True):
+        assert torch.all(g[:n] == 1.0) and torch.all(g[n:] == 0.0)
     noise = cond[:, :C, :1] - x0[:, :, :1]
     stds = noise.flatten(1).std(dim=1)
     assert torch.all(stds < module.EXTEND_NOISE * 1.1) and len(set(stds.tolist())) == len(stds)

@@ -76,6 +76,10 @@ KEY_PROBS = (0.5, 0.15, 0.06, 0.04, 0.25)
 # as evidence of what is there, not as pixels to repeat with their defects (SVD's conditioning
 # augmentation). generate() gives the tail as it is.
 EXTEND_NOISE = 0.25
+# How many latent frames an extension sample is given (each equally likely): one (what a continuation
+# has always been given: the last temporal_down frames), or two, which show how things move as well as
+# what they are (SampleConfig.context_frames picks one at generation).
+EXTEND_CONTEXT = (1, 2)
 # With color features (text_colors.py), the share of color names the text encoder does not see (it
 # reads [MASK], the DiT the name's RGB): without it the encoder's states alone name every training
 # color and the RGB would go unread.
@@ -316,8 +320,9 @@ class DiTTask:
     @torch.no_grad()
     def keyframes(self, batch: dict[str, Any], x0: torch.Tensor) -> torch.Tensor:
         """The batch's control maps with the keyframe latents filled in: still images are encoded by
-        the frozen VAE (one batched call); an extension's first latent frame is the clip's own (the
-        causal VAE encodes the first chunk alone, exactly as generate() encodes the frames it extends)."""
+        the frozen VAE (one batched call); an extension's first one or two latent frames are the clip's
+        own (the causal VAE encodes the first chunks alone, exactly as generate() encodes the frames it
+        extends), blurred by noise (EXTEND_NOISE)."""
         cond = batch["cond"].to(x0).clone()
         modes = [KEY_MODES[int(k)] for k in batch["key"]]
         last = x0.shape[2] - 1
@@ -332,8 +337,9 @@ class DiTTask:
             if m == "extend":
                 gen = torch.Generator().manual_seed(sample_seed(self.tcfg.seed, int(batch["clip"][b]), 6))
                 std = EXTEND_NOISE * torch.rand((), generator=gen)
-                noise = std * torch.randn(x0[b, :, :1].shape, generator=gen)
-                controls.set_keyframes(cond[b], x0[b, :, :1] + noise.to(x0), [0])
+                n = EXTEND_CONTEXT[int(torch.randint(len(EXTEND_CONTEXT), (), generator=gen))]
+                noise = std * torch.randn(x0[b, :, :n].shape, generator=gen)
+                controls.set_keyframes(cond[b], x0[b, :, :n] + noise.to(x0), list(range(n)))
         return cond
 
     @torch.no_grad()
