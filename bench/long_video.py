@@ -2,7 +2,7 @@
 segment boundaries, and the 2-minute 1080p30 file (issue 4).
 
     .venv/bin/python bench/long_video.py [--model DIR] [--seconds 10 120] [--hd-seconds 120]
-        [--out out/long] [--prompt P ...] [--seed N]
+        [--out out/long] [--prompt P ...] [--seed N] [--context 1|2]
 
 Each generation runs in its own process (`mutoscope generate`'s code path, generate()), which
 reports its peak RSS (ru_maxrss) and the stage timings. The base-rate videos are then judged at
@@ -32,6 +32,7 @@ pipe = load_model(model)
 result = generate(pipe, GenerationRequest(**kw), out)
 print(json.dumps({"wall_s": time.perf_counter() - t0, "timings": result.timings,
                   "segments": result.record["segments"], "frames": result.record["frames"],
+                  "context": result.record["context"],
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--out", default="out/long")
     parser.add_argument("--prompt", nargs="+", default=[PROMPT], help="base-rate runs: one per prompt")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--context", type=int, default=None, help="latent frames a continuation is given")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -67,14 +69,15 @@ def main() -> None:
     for seconds, (p, prompt) in itertools.product(args.seconds, enumerate(args.prompt)):
         name = f"base_{seconds:g}s" + (f"_p{p}" if len(args.prompt) > 1 else "")
         path = out / f"{name}.mp4"
-        r = run(args.model, path, seconds=seconds, prompt=prompt, seed=args.seed)
+        r = run(args.model, path, seconds=seconds, prompt=prompt, seed=args.seed, context=args.context)
         frames = read_frames(path)
-        bounds = [base + k * (base - td) for k in range(r["segments"] - 1)]
+        step = base - r["context"] * td  # the new frames of a continuing segment
+        bounds = [base + k * step for k in range(r["segments"] - 1)]
         kept = boundary_identity(frames, cfg.fps, bounds)
         r["boundaries"], r["identity_kept"] = len(kept), sum(kept) / max(1, len(kept))
         # The same measure half a segment away from every boundary: what one segment keeps by itself,
         # so that a loss at the boundaries can be told from the model's own flicker.
-        inside = boundary_identity(frames, cfg.fps, [b + (base - td) // 2 for b in bounds])
+        inside = boundary_identity(frames, cfg.fps, [b + step // 2 for b in bounds])
         r["identity_kept_mid_segment"] = sum(inside) / max(1, len(inside))
         r["compute_s_per_video_s"] = r["wall_s"] / seconds
         r["prompt"] = prompt

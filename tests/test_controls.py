@@ -548,3 +548,23 @@ def test_camera_measure_reads_the_requested_move_and_how_much_of_it():
     assert ok and 0.7 < rate < 1.3 and consistency > 50
     still_ok, _, still_rate = camera_recovered(render(case.spec), 8.0, move)
     assert not still_ok and abs(still_rate) < 0.2
+
+
+def test_a_continuation_given_two_latent_frames_repeats_eight_and_adds_eight(tmp_path):
+    from mutoscope.request import check_request
+    from mutoscope.segments import segment_cond, segment_maps
+
+    tiny = load_model(preset="tiny")  # 16 frames: 4 latent frames, so a context of 2 leaves 2 to make
+    C = tiny.config.vae.latent_channels
+    req = GenerationRequest("a ball", seed=0, steps=1, seconds=4, context=2)
+    plan = check_request(tiny, req, tmp_path / "x.mp4")
+    assert plan.overlap == 8 and len(plan.segments) == 3  # 16 + 8 + 8 frames
+    cond = segment_cond(tiny, plan, 1, segment_maps(tiny, plan, 8), np.zeros((8, 64, 64, 3), np.uint8), None)
+    assert cond[0, C, :2].min() == 1.0 and cond[0, C, 2:].max() == 0.0  # the tail's two latent frames
+    result = generate(tiny, req, tmp_path / "c.mp4")
+    assert probe(result.video)["frames"] == 32 and result.record["context"] == 2
+    one = check_request(tiny, dataclasses.replace(req, context=None), tmp_path / "x.mp4")
+    assert one.overlap == 4 and len(one.segments) == 3  # the model's default: 16 + 12 + 4 (12 cut)
+    with pytest.raises(UserError, match="context must be") as err:
+        check_request(tiny, dataclasses.replace(req, context=4), tmp_path / "x.mp4")
+    assert err.value.code == "input.context.invalid"

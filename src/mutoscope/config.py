@@ -94,6 +94,7 @@ class SampleConfig:
     sampler: str = "euler"  # euler | heun
     cfg: float = 5.0
     shift: float = 1.0  # resolution-dependent time shift (SD3): larger for more latent tokens
+    context: int = 1  # latent frames a continuing segment is given of the one before (1 or 2 trained)
 
 
 @dataclass(frozen=True)

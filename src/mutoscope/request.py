@@ -55,6 +55,7 @@ class GenerationRequest:
     size: str | None = None
     anchor: bool = True  # keyframes and segment seams exact in pixels (segments.anchor); off to measure
     hold: bool = True  # brushed and static regions held by the sampler (segments.held_regions); off: measure
+    context: int | None = None  # latent frames a continuation is given; None: the model's sample.json
 
 
 MAX_SECONDS = 600.0  # ten minutes: memory is flat in length, time is linear
@@ -79,7 +80,8 @@ class Plan:
     camera: CameraControl | None = None
     brush: list[Region] = field(default_factory=list)
     static: np.ndarray | None = None  # (H, W) mask
-    tail: np.ndarray | None = None  # (temporal_down, H, W, 3) frames an extension continues from
+    tail: np.ndarray | None = None  # (overlap, H, W, 3) frames an extension continues from
+    overlap: int = 4  # frames a continuing segment repeats of the one before: context latent frames
     extends: str | None = None
     negative: str = ""
     notes: list[str] = field(default_factory=list)
@@ -183,6 +185,14 @@ def check_request(pipe: Pipeline, req: GenerationRequest, out: Path) -> Plan:
     W, H = cfg.width, cfg.height
     plan = Plan(seed, steps, float(scale), sampler, 0, [], fps, _size(req.size, cfg), loop=bool(req.loop))
     plan.anchor = bool(req.anchor)
+    td, base = cfg.vae.temporal_down, cfg.frames
+    context = pipe.sample.context if req.context is None else req.context
+    latent_frames = pipe.vae.latent_shape(base, cfg.height, cfg.width)[1]
+    if isinstance(context, bool) or not isinstance(context, int) or not 0 < context < latent_frames:
+        raise UserError(
+            "input.context.invalid", f"context must be an integer in 1..{latent_frames - 1}, got {context!r}"
+        )
+    plan.overlap = context * td
     plan.hold = bool(req.hold)
     if not isinstance(req.negative_prompt, str):
         raise UserError("input.negative_prompt.invalid", "the negative prompt must be text")
@@ -201,7 +211,7 @@ def check_request(pipe: Pipeline, req: GenerationRequest, out: Path) -> Plan:
         plan.static = load_mask(req.static_mask, W, H, "input.static_mask")
     if req.extend is not None:
         plan.tail, plan.extends = (
-            _tail(req.extend, cfg),
+            _tail(req.extend, cfg, plan.overlap),
             str(req.extend) if not isinstance(req.extend, np.ndarray) else "frames",
         )
     if plan.controlled and not pipe.config.dit.cond_channels:
@@ -209,14 +219,14 @@ def check_request(pipe: Pipeline, req: GenerationRequest, out: Path) -> Plan:
             "model.controls.unsupported", f"model {pipe.model_id} takes no control inputs (text only)"
         )
 
-    # Segments: the first makes a base clip; each next one continues the last `temporal_down` frames
-    # of the one before (its first latent frame given) and adds the rest. An extension starts there.
-    td, base = cfg.vae.temporal_down, cfg.frames
+    # Segments: the first makes a base clip; each next one continues the last `overlap` frames of the
+    # one before (its first `context` latent frames given) and adds the rest. An extension starts there.
     total = max(1, round(sum(sec for _, sec in shots) * cfg.fps))
-    first_new = base if plan.tail is None else base - td
-    n_seg = 1 + max(0, math.ceil((total - first_new) / (base - td)))
+    step = base - plan.overlap  # the new frames of a continuing segment
+    first_new = base if plan.tail is None else step
+    n_seg = 1 + max(0, math.ceil((total - first_new) / step))
     if plan.last is not None or plan.loop:  # the last frame must be the last of a whole segment
-        whole = first_new + (n_seg - 1) * (base - td)
+        whole = first_new + (n_seg - 1) * step
         if whole != total:
             plan.notes.append(
                 f"length rounded to {whole / cfg.fps:g} s so that the video ends on its keyframe"
@@ -225,14 +235,14 @@ def check_request(pipe: Pipeline, req: GenerationRequest, out: Path) -> Plan:
     plan.frames = total
     bounds = np.cumsum([0.0] + [sec for _, sec in shots])
     for k in range(n_seg):
-        start = 0 if k == 0 else first_new + (k - 1) * (base - td)  # the segment's first new frame
+        start = 0 if k == 0 else first_new + (k - 1) * step  # the segment's first new frame
         shot = int(np.searchsorted(bounds, start / cfg.fps, side="right")) - 1
         plan.segments.append(shots[min(shot, len(shots) - 1)][0])
     return plan
 
 
-def _tail(source: Any, cfg: ModelConfig) -> np.ndarray:
-    """The last temporal_down frames of the video an extension continues, at the model's size."""
+def _tail(source: Any, cfg: ModelConfig, overlap: int) -> np.ndarray:
+    """The last `overlap` frames of the video an extension continues, at the model's size."""
     from mutoscope.post.mp4 import read_frames
 
     if isinstance(source, np.ndarray):
@@ -244,10 +254,9 @@ def _tail(source: Any, cfg: ModelConfig) -> np.ndarray:
             raise UserError("input.extend.not_found", f"no such video: {source}") from None
         except Exception as e:  # PyAV raises its own errors for a file that is not a video
             raise UserError("input.extend.unreadable", f"cannot read {source} as a video: {e}") from None
-    td = cfg.vae.temporal_down
-    if frames.ndim != 4 or len(frames) < td:
-        raise UserError("input.extend.short", f"a video to extend needs at least {td} frames")
-    return np.stack([load_frame(f, cfg.width, cfg.height, "input.extend") for f in frames[-td:]])
+    if frames.ndim != 4 or len(frames) < overlap:
+        raise UserError("input.extend.short", f"a video to extend needs at least {overlap} frames")
+    return np.stack([load_frame(f, cfg.width, cfg.height, "input.extend") for f in frames[-overlap:]])
 
 
 def describe_controls(req: GenerationRequest, plan: Plan) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The video at the model's size and rate, segment by segment (base_frames): each segment's control
 input (its camera, brush and static maps and keyframe latents), the regions the sampler holds, the
 sampling and the decode; the first segment makes a base clip, each next one continues the last
-`temporal_down` frames of the one before. generate() runs the post stages over what it yields.
+`Plan.overlap` frames of the one before (SampleConfig.context latent frames). generate() runs the
+post stages over what it yields.
 """
 
 from __future__ import annotations
@@ -56,9 +57,10 @@ def segment_cond(
     cond = maps.tensor(cfg.dit.cond_channels, (T, h, w))
     weight = next(pipe.vae.parameters())
     with torch.inference_mode():
-        if tail is not None:  # continue: the first latent frame is the tail, encoded as a clip alone
+        if tail is not None:  # continue: the first latent frames are the tail's, encoded as a clip alone
             clip = model_frames(tail, weight)[None].contiguous(memory_format=torch.channels_last_3d)
-            controls.set_keyframes(cond, pipe.vae.normalize(pipe.vae.encode(clip)[0].float())[0, :, :1], [0])
+            z = pipe.vae.normalize(pipe.vae.encode(clip)[0].float())[0]  # (C, context, h, w)
+            controls.set_keyframes(cond, z, list(range(z.shape[1])))
         elif first is not None:
             z = controls.still_latents(pipe.vae, model_frames(first[None, None], weight)[:, :, 0])
             controls.set_keyframes(cond, z[0][:, None], [0])
@@ -72,7 +74,7 @@ BRUSH_HOLD_UNTIL = 0.25  # flow time at which the brushed regions are let go (do
 
 
 def held_regions(pipe: Pipeline, plan: Plan, maps: controls.ControlMaps, still: np.ndarray | None,
-           noise: torch.Tensor, start: float, at: float):  # fmt: skip
+                 noise: torch.Tensor, start: float, at: float):  # fmt: skip
     """The sampler's projection (controls.held_path) for the regions the user fixed, or None.
 
     Both need a known frame, `still`, the video's at `at` seconds (the first keyframe, or the last
@@ -112,7 +114,7 @@ def held_regions(pipe: Pipeline, plan: Plan, maps: controls.ControlMaps, still: 
 def base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -> Iterator[np.ndarray]:
     """The video at the model's size and rate, segment by segment: (n, H, W, 3) uint8 chunks."""
     cfg = pipe.config
-    td = cfg.vae.temporal_down
+    td, overlap = cfg.vae.temporal_down, plan.overlap
     t0 = time.perf_counter()
     prompts = sorted(set(plan.segments))
     states, mask = pipe.text.encode([*prompts, plan.negative])  # one batch: the prompts, the negative
@@ -124,7 +126,7 @@ def base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -
     n = len(plan.segments)
     for k, prompt in enumerate(plan.segments):
         # A continuing segment starts on the tail (an extension's first one on the given video's, frame 0).
-        start = max(made - (0 if tail is None else td), 0)
+        start = max(made - (0 if tail is None else overlap), 0)
         known_first = first if k == 0 else None
         maps = segment_maps(pipe, plan, start)
         cond = segment_cond(pipe, plan, k, maps, tail, known_first)
@@ -139,7 +141,7 @@ def base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -
             callback("denoise", k * total + done, n * total)
 
         still = tail[-1] if tail is not None else known_first  # the latest known frame
-        at = start + (0 if tail is None else td - 1)
+        at = start + (0 if tail is None else overlap - 1)
         hold = held_regions(pipe, plan, maps, still, noise, start / cfg.fps, at / cfg.fps)
         with torch.inference_mode():
             z = SAMPLERS[plan.sampler](model, noise, ts, callback=step, project=hold)
@@ -157,11 +159,11 @@ def base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -
                 plan.end if k == n - 1 else None,
                 td,
             )
-        new = rgb if tail is None else rgb[td:]  # a continuation repeats its tail: drop it
+        new = rgb if tail is None else rgb[overlap:]  # a continuation repeats its tail: drop it
         new = new[: plan.frames - made]
         made += len(new)
         callback("decode", k + 1, n)
-        tail = rgb[-td:].copy()  # the marking stage writes into the chunks it is handed
+        tail = rgb[-overlap:].copy()  # the marking stage writes into the chunks it is handed
         yield new
 
 
