@@ -568,3 +568,28 @@ def test_a_continuation_given_two_latent_frames_repeats_eight_and_adds_eight(tmp
     with pytest.raises(UserError, match="context must be") as err:
         check_request(tiny, dataclasses.replace(req, context=4), tmp_path / "x.mp4")
     assert err.value.code == "input.context.invalid"
+
+
+def test_continuing_segments_take_their_own_guidance_scale(tmp_path):
+    from mutoscope.request import check_request
+    from mutoscope.segments import base_frames
+
+    pipe = load_model(preset="test")
+    with torch.no_grad():  # the zero-initialised gates and head made random: the prompt now matters
+        for p in pipe.dit.parameters():
+            if not p.abs().any():
+                p.normal_(0.0, 0.05)
+    req = GenerationRequest("a ball", seed=3, steps=2, seconds=1.5, cfg=6.0)
+
+    def chunks(**kw) -> list[np.ndarray]:  # the frames as made, before the encoder
+        plan = check_request(pipe, dataclasses.replace(req, **kw), tmp_path / "x.mp4")
+        return list(base_frames(pipe, plan, {}, lambda *a: None))
+
+    same, apart = chunks(), chunks(continue_cfg=1.0)
+    assert len(same) == len(apart) == 2  # a first segment and one that continues it
+    assert np.array_equal(same[0], apart[0])  # the same guidance, the same frames
+    assert not np.array_equal(same[1], apart[1])
+    assert generate(pipe, req, tmp_path / "r.mp4").record["continue_cfg"] == 6.0  # None: the cfg
+    with pytest.raises(UserError) as err:
+        generate(pipe, dataclasses.replace(req, continue_cfg=-1.0), tmp_path / "bad.mp4")
+    assert err.value.code == "input.continue_cfg.invalid" and not (tmp_path / "bad.mp4").exists()

@@ -40,6 +40,7 @@ class GenerationRequest:
     seed: int | None = None
     steps: int | None = None  # None: the model's SampleConfig
     cfg: float | None = None
+    continue_cfg: float | None = None  # guidance of the segments that continue known frames
     seconds: float = 2.0
     sampler: str | None = None
     watermark: bool = True  # the invisible mark (post/watermark.py) in every frame and the poster
@@ -82,6 +83,7 @@ class Plan:
     static: np.ndarray | None = None  # (H, W) mask
     tail: np.ndarray | None = None  # (overlap, H, W, 3) frames an extension continues from
     overlap: int = 4  # frames a continuing segment repeats of the one before: context latent frames
+    continue_cfg: float = 0.0  # the guidance scale of a continuing segment
     extends: str | None = None
     negative: str = ""
     notes: list[str] = field(default_factory=list)
@@ -185,6 +187,13 @@ def check_request(pipe: Pipeline, req: GenerationRequest, out: Path) -> Plan:
     W, H = cfg.width, cfg.height
     plan = Plan(seed, steps, float(scale), sampler, 0, [], fps, _size(req.size, cfg), loop=bool(req.loop))
     plan.anchor = bool(req.anchor)
+    again = pipe.sample.continue_cfg if req.continue_cfg is None else req.continue_cfg
+    again = float(scale) if again is None else again
+    if isinstance(again, bool) or not isinstance(again, int | float) or not math.isfinite(again) or again < 0:
+        raise UserError(
+            "input.continue_cfg.invalid", f"continue_cfg must be a finite number >= 0, got {again!r}"
+        )
+    plan.continue_cfg = float(again)
     td, base = cfg.vae.temporal_down, cfg.frames
     context = pipe.sample.context if req.context is None else req.context
     latent_frames = pipe.vae.latent_shape(base, cfg.height, cfg.width)[1]

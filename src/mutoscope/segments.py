@@ -133,8 +133,9 @@ def base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -
         noise = torch.randn(1, Cz, Tz, Hz, Wz, generator=generator).to(pipe.device)
         i = prompts.index(prompt)
         t0 = time.perf_counter()
+        scale = plan.cfg if tail is None else plan.continue_cfg
         model = cfg_wrapper(
-            with_cond(pipe.dit, cond), states[i : i + 1], mask[i : i + 1], states[-1:], mask[-1:], plan.cfg
+            with_cond(pipe.dit, cond), states[i : i + 1], mask[i : i + 1], states[-1:], mask[-1:], scale
         )
 
         def step(done: int, total: int, k=k) -> None:
