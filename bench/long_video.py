@@ -2,7 +2,7 @@
 segment boundaries, and the 2-minute 1080p30 file (issue 4).
 
     .venv/bin/python bench/long_video.py [--model DIR] [--seconds 10 120] [--hd-seconds 120]
-        [--out out/long] [--prompt P ...] [--seed N] [--context 1|2]
+        [--out out/long] [--prompt P ...] [--seed N] [--context 1|2] [--continue-cfg C]
 
 Each generation runs in its own process (`mutoscope generate`'s code path, generate()), which
 reports its peak RSS (ru_maxrss) and the stage timings. The base-rate videos are then judged at
@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--prompt", nargs="+", default=[PROMPT], help="base-rate runs: one per prompt")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--context", type=int, default=None, help="latent frames a continuation is given")
+    parser.add_argument("--continue-cfg", type=float, default=None, help="guidance of continuing segments")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -69,7 +70,15 @@ def main() -> None:
     for seconds, (p, prompt) in itertools.product(args.seconds, enumerate(args.prompt)):
         name = f"base_{seconds:g}s" + (f"_p{p}" if len(args.prompt) > 1 else "")
         path = out / f"{name}.mp4"
-        r = run(args.model, path, seconds=seconds, prompt=prompt, seed=args.seed, context=args.context)
+        r = run(
+            args.model,
+            path,
+            seconds=seconds,
+            prompt=prompt,
+            seed=args.seed,
+            context=args.context,
+            continue_cfg=args.continue_cfg,
+        )
         frames = read_frames(path)
         step = base - r["context"] * td  # the new frames of a continuing segment
         bounds = [base + k * step for k in range(r["segments"] - 1)]
