@@ -83,7 +83,7 @@ class Plan:
     static: np.ndarray | None = None  # (H, W) mask
     tail: np.ndarray | None = None  # (overlap, H, W, 3) frames an extension continues from
     overlap: int = 4  # frames a continuing segment repeats of the one before: context latent frames
-    continue_cfg: float = 0.0  # the guidance scale of a continuing segment
+    continue_cfg: float | None = None  # the guidance of a continuing segment; None: cfg
     extends: str | None = None
     negative: str = ""
     notes: list[str] = field(default_factory=list)
@@ -94,6 +94,10 @@ class Plan:
     def end(self) -> np.ndarray | None:
         """The frame the video must end on: the last keyframe, or the first one for a loop."""
         return self.last if self.last is not None else (self.first if self.loop else None)
+
+    def guidance(self, continuing: bool) -> float:
+        """The guidance scale of a segment: continue_cfg for one that continues known frames."""
+        return self.continue_cfg if continuing and self.continue_cfg is not None else self.cfg
 
     @property
     def controlled(self) -> bool:

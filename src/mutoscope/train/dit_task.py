@@ -78,7 +78,7 @@ KEY_PROBS = (0.5, 0.15, 0.06, 0.04, 0.25)
 EXTEND_NOISE = 0.25
 # How many latent frames an extension sample is given (each equally likely): one (what a continuation
 # has always been given: the last temporal_down frames), or two, which show how things move as well as
-# what they are (SampleConfig.context_frames picks one at generation).
+# what they are (SampleConfig.context picks one at generation).
 EXTEND_CONTEXT = (1, 2)
 # With color features (text_colors.py), the share of color names the text encoder does not see (it
 # reads [MASK], the DiT the name's RGB): without it the encoder's states alone name every training
