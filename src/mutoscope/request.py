@@ -117,6 +117,13 @@ def _number(value: Any, code: str, what: str, lo: float, hi: float) -> float:
     return float(value)
 
 
+def _guidance(value: Any, what: str) -> float:
+    """A guidance scale: a finite number >= 0 (not a bool, which Python counts as an int)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise UserError(f"input.{what}.invalid", f"{what} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def _storyboard(req: GenerationRequest) -> list[tuple[str, float]]:
     """[(prompt, seconds)] of the shots: the storyboard, or the one prompt for `seconds`."""
     if not req.storyboard:
@@ -173,31 +180,24 @@ def check_request(pipe: Pipeline, req: GenerationRequest, out: Path) -> Plan:
         raise UserError("output.dir.missing", f"no such directory: {out.parent}")
     shots = _storyboard(req)
     steps = pipe.sample.steps if req.steps is None else req.steps
-    if not isinstance(steps, int) or not 0 < steps <= MAX_STEPS:
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 0 < steps <= MAX_STEPS:
         raise UserError("input.steps.invalid", f"steps must be an integer in 1..{MAX_STEPS}, got {steps!r}")
-    scale = pipe.sample.cfg if req.cfg is None else req.cfg
-    if not isinstance(scale, int | float) or not math.isfinite(scale) or scale < 0:
-        raise UserError("input.cfg.invalid", f"cfg must be a finite number >= 0, got {scale!r}")
+    scale = _guidance(pipe.sample.cfg if req.cfg is None else req.cfg, "cfg")
     sampler = pipe.sample.sampler if req.sampler is None else req.sampler
     if sampler not in SAMPLERS:
         choices = ", ".join(SAMPLERS)
         raise UserError("input.sampler.unknown", f"unknown sampler {sampler!r}; choose from {choices}")
     seed = secrets.randbelow(2**31) if req.seed is None else req.seed
-    if not isinstance(seed, int) or not 0 <= seed < 2**63:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise UserError("input.seed.invalid", f"seed must be an integer in 0..2**63-1, got {seed!r}")
     fps = cfg.fps if req.fps is None else _number(req.fps, "input.fps.invalid", "fps", 0, MAX_FPS)
     if fps < cfg.fps:
         raise UserError("input.fps.invalid", f"fps must be at least the model's {cfg.fps:g}")
     W, H = cfg.width, cfg.height
-    plan = Plan(seed, steps, float(scale), sampler, 0, [], fps, _size(req.size, cfg), loop=bool(req.loop))
+    plan = Plan(seed, steps, scale, sampler, 0, [], fps, _size(req.size, cfg), loop=bool(req.loop))
     plan.anchor = bool(req.anchor)
     again = pipe.sample.continue_cfg if req.continue_cfg is None else req.continue_cfg
-    again = float(scale) if again is None else again
-    if isinstance(again, bool) or not isinstance(again, int | float) or not math.isfinite(again) or again < 0:
-        raise UserError(
-            "input.continue_cfg.invalid", f"continue_cfg must be a finite number >= 0, got {again!r}"
-        )
-    plan.continue_cfg = float(again)
+    plan.continue_cfg = scale if again is None else _guidance(again, "continue_cfg")
     td, base = cfg.vae.temporal_down, cfg.frames
     context = pipe.sample.context if req.context is None else req.context
     latent_frames = pipe.vae.latent_shape(base, cfg.height, cfg.width)[1]
