@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mutoscope.config import ModelConfig, TrainConfig, load_json, preset
-from mutoscope.train.dit_task import DiTTask, object_latents, object_weighted_mean
+from mutoscope.train.dit_task import KEY_MODES, DiTTask, object_latents, object_weighted_mean
 from mutoscope.world.render import render_layers
 from mutoscope.world.spec import ObjectSpec, SceneSpec
 from mutoscope.world.vocab import Shape
@@ -77,21 +77,27 @@ def test_later_epochs_show_the_same_clips_with_new_noise(test_vae):
 
 @pytest.mark.parametrize("power", [1.0, 4.0])
 def test_the_object_weight_fades_towards_noise_as_the_configured_power(test_vae, power):
-    """A model that answers 0: the error is the target squared, weighted 1 + w (1 - t)^p on the objects."""
+    """A model that answers 0: the error is the target squared, weighted 1 + w (1 - t)^p on the objects,
+    w the keyed weight for the samples given frames (keyframes, extension)."""
     import dataclasses
 
     from mutoscope.diffusion import flow
 
     task = dit_task(test_vae, unique_clips=8)
-    task.tcfg = dataclasses.replace(task.tcfg, object_weight=8.0, object_weight_power=power)
-    batch = task.data[0]
+    task.tcfg = dataclasses.replace(task.tcfg, object_weight=8.0, object_weight_power=power,
+                                    object_weight_keyed=2.0)  # fmt: skip
+    batch = task.data[1]
     x0, cond, objects = task.inputs(batch, task.cache)
     loss, _ = task.flow_loss(lambda x, *args: torch.zeros_like(x), batch, x0, cond, objects)
     err = flow.target(x0, batch["noise"].to(x0)).pow(2)
     fade = (1 - batch["t"]) ** power
     assert objects.sum() > 0 and not torch.allclose(fade, torch.ones_like(fade))
-    expected = object_weighted_mean(err, objects * fade.view(-1, 1, 1, 1, 1), 8.0)
+    keyed = torch.tensor([KEY_MODES[int(k)] != "none" for k in batch["key"]])
+    assert 0 < keyed.sum() < len(keyed)  # both kinds in the batch
+    weight = torch.where(keyed, 2.0, 8.0).view(-1, 1, 1, 1, 1)
+    expected = object_weighted_mean(err, objects * fade.view(-1, 1, 1, 1, 1), weight)
     assert torch.allclose(loss, expected)
+    assert not torch.allclose(loss, object_weighted_mean(err, objects * fade.view(-1, 1, 1, 1, 1), 8.0))
 
 
 def test_a_later_epoch_reuses_the_latents_a_resumed_process_encodes_again(test_vae):

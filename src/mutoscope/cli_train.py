@@ -55,6 +55,8 @@ def add_parser(subparsers) -> None:
             p.add_argument("--object-weight", type=float, help="extra loss weight on the objects' latents")
             p.add_argument("--object-weight-power", type=float,
                            help="the object weight fades as (1 - t) ** this")  # fmt: skip
+            p.add_argument("--object-weight-keyed", type=float,
+                           help="the object weight of samples given frames")  # fmt: skip
             p.add_argument("--unique-clips", type=int,
                            help="epochs over this many clips, encoded once (0: every clip new)")  # fmt: skip
         p.set_defaults(func=run_train, what=what)
@@ -97,7 +99,7 @@ ARG_FIELDS = {"steps": "max_steps", "batch": "batch_size", "lr": "lr", "warmup":
               "eval_every": "eval_every", "eval_clips": "eval_clips", "ckpt_every": "ckpt_every_s",
               "crop": "crop_size", "crop_frames": "crop_frames",
               "caption_dropout": "caption_dropout", "object_weight": "object_weight",
-              "object_weight_power": "object_weight_power",
+              "object_weight_power": "object_weight_power", "object_weight_keyed": "object_weight_keyed",
               "unique_clips": "unique_clips"}  # fmt: skip
 
 # Defaults per task where TrainConfig's (DiT-minded) defaults do not fit the task.

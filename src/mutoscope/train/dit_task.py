@@ -147,11 +147,22 @@ def object_latents(alphas: np.ndarray, cfg: ModelConfig) -> torch.Tensor:
     return F.max_pool3d(cover, (v.temporal_down, v.spatial_down, v.spatial_down))
 
 
-def object_weighted_mean(err: torch.Tensor, objects: torch.Tensor, weight: float) -> torch.Tensor:
+def object_weighted_mean(
+    err: torch.Tensor, objects: torch.Tensor, weight: float | torch.Tensor
+) -> torch.Tensor:
     """The mean of err (B, C, T', H', W') with the positions weighted 1 + weight * objects
-    (B, 1, T', H', W'): a weighted mean, so the loss keeps its scale whatever the objects' share."""
+    (B, 1, T', H', W'): a weighted mean, so the loss keeps its scale whatever the objects' share.
+    `weight` is one number or one a sample, (B, 1, 1, 1, 1)."""
     w = (1.0 + weight * objects).expand_as(err)
     return (w * err).sum() / w.sum()
+
+
+def given_frames(cond: torch.Tensor | None, x0: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: which of the latents x0 (B, C, T', h, w) are given frames (keyframes, extension), from
+    the keyframe mask of their control maps cond (None: none is)."""
+    if cond is None:
+        return torch.zeros(x0.shape[0], dtype=torch.bool, device=x0.device)
+    return cond[:, x0.shape[1]].flatten(1).amax(1) > 0
 
 
 class DiTSample:
@@ -313,7 +324,10 @@ class DiTTask:
         # are) biases the optimum towards "object" wherever x_t leaves that uncertain, most near t = 1,
         # where it would paint objects everywhere; near the data x_t shows where they are.
         fade = (1 - t).pow(self.tcfg.object_weight_power).view(-1, 1, 1, 1, 1)
-        loss = object_weighted_mean(err, objects * fade, self.tcfg.object_weight)
+        weight = torch.where(
+            given_frames(cond, x0), self.tcfg.object_weight_keyed, self.tcfg.object_weight
+        ).view(-1, 1, 1, 1, 1)
+        loss = object_weighted_mean(err, objects * fade, weight.to(err))
         on_objects = (objects * err).sum() / (objects.sum() * err.shape[1]).clamp_min(1e-6)
         return loss, {"flat": err.mean().item(), "objects": on_objects.item()}
 
