@@ -212,8 +212,8 @@ def run_eval_vae(args: argparse.Namespace) -> int:
 
     from mutoscope.config import preset
     from mutoscope.data.world_stream import to_model
+    from mutoscope.hardware import bf16_default
     from mutoscope.train.dit_task import load_vae
-    from mutoscope.train.parallel import bf16_supported
     from mutoscope.train.tasks import HELD_OUT_SEED, eval_vae, world
 
     if args.threads:
@@ -226,7 +226,7 @@ def run_eval_vae(args: argparse.Namespace) -> int:
     stream = world(geometry, HELD_OUT_SEED)
     clips = torch.stack([to_model(stream.sample(i)["video"]) for i in range(args.clips)])
     clips = clips.contiguous(memory_format=torch.channels_last_3d)
-    bf16 = not args.no_bf16 and bf16_supported(torch.device("cpu"))
+    bf16 = not args.no_bf16 and bf16_default(torch.device("cpu"))
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
     start = time.perf_counter()
     scores = eval_vae(vae, clips, autocast)

@@ -16,6 +16,7 @@ import torch
 from mutoscope.config import ModelConfig, SampleConfig, load_json, save_json
 from mutoscope.config import preset as preset_config
 from mutoscope.errors import UserError
+from mutoscope.hardware import bf16_default
 from mutoscope.model import DiT
 from mutoscope.text import TextEncoder
 from mutoscope.vae import CausalVAE, channels_last
@@ -46,17 +47,6 @@ def weights_hash(*modules: torch.nn.Module) -> str:
             h.update(name.encode())
             h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy())
     return h.hexdigest()[:8]
-
-
-def bf16_default(device: torch.device) -> bool:
-    """bf16 inference where the hardware has bf16 matmuls (AVX512-BF16 / AMX on CPU, Ampere+ on CUDA)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type != "cpu":
-        return False
-    from mutoscope.post.interpolate import native_bf16
-
-    return native_bf16()
 
 
 def load_model(path: str | Path | None = None, *, preset: str | None = None, device: str = "cpu",

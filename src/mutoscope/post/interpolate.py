@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mutoscope.config import InterpConfig, from_dict
+from mutoscope.hardware import native_bf16
 from mutoscope.post.mp4 import frame_rate
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "post"
@@ -199,16 +200,6 @@ def blend(frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor) -> torch.
 
 
 # ---------------------------------------------------------------- loading
-
-
-def native_bf16() -> bool:
-    """Whether this CPU does bf16 matmuls natively (AVX512-BF16 / AMX): oneDNN reports bf16 "supported"
-    on any AVX512 CPU and emulates it, slower than fp32. generate.bf16_default asks this for the CPU."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def load_stage(

@@ -18,7 +18,8 @@ from safetensors.torch import load_file, save_file
 
 from mutoscope.config import ModelConfig, VAEConfig, from_dict, load_json, save_json
 from mutoscope.data.world_stream import to_model
-from mutoscope.train import checkpoint, parallel
+from mutoscope.hardware import bf16_default
+from mutoscope.train import checkpoint
 from mutoscope.train.loop import WEIGHTS_FILE
 from mutoscope.train.tasks import world
 from mutoscope.vae import CausalVAE, channels_last
@@ -36,7 +37,7 @@ def latent_stats(vae: CausalVAE, cfg: ModelConfig, clips: int = 256, seed: int =
     """Mean and std of the posterior means over `clips` world clips (the training world's first)."""
     vae = channels_last(vae.eval())
     stream = world(cfg, seed)
-    bf16 = parallel.bf16_supported(torch.device("cpu"))
+    bf16 = bf16_default(torch.device("cpu"))
     total = total_sq = count = 0.0
     for start in range(0, clips, 8):
         x = torch.stack([to_model(stream.sample(i)["video"]) for i in range(start, min(clips, start + 8))])

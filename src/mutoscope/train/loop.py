@@ -34,6 +34,7 @@ from mutoscope.config import (
     load_json,
     to_dict,
 )
+from mutoscope.hardware import bf16_default
 from mutoscope.train import checkpoint, parallel, tasks
 from mutoscope.train.peak import matmul_peak
 
@@ -158,7 +159,7 @@ def train(
     loader = DataLoader(task.data, batch_size=None, sampler=range(step, cfg.max_steps),
                         num_workers=cfg.num_workers, persistent_workers=False,
                         worker_init_fn=_worker_ignores_sigterm if cfg.num_workers else None)  # fmt: skip
-    use_bf16 = cfg.bf16 and parallel.bf16_supported(d.device)
+    use_bf16 = cfg.bf16 and bf16_default(d.device)
     dtype = torch.bfloat16 if use_bf16 else torch.float32
     autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=use_bf16)
     peak = matmul_peak(d.device, dtype)  # this host's, at this run's threads: MFU's denominator

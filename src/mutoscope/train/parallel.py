@@ -85,12 +85,3 @@ def activation_checkpointing(model: nn.Module) -> nn.Module:
             for i, block in enumerate(blocks):
                 blocks[i] = checkpoint_wrapper(block)
     return model
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """bf16 autocast only where the hardware does bf16 natively (AVX512-BF16/AMX on CPU)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return False
