@@ -6,7 +6,8 @@ segment boundaries, and the 2-minute 1080p30 file (issue 4).
 
 Each generation runs in its own process (`mutoscope generate`'s code path, generate()), which
 reports its peak RSS (ru_maxrss) and the stage timings. The base-rate videos are then judged at
-every segment boundary (eval/controls.py, boundary_identity). --hd-seconds 0 skips the 1080p30 run.
+every segment boundary (eval/controls.py, boundary_identity), and the objects' cover of the frame is
+reported segment by segment. --hd-seconds 0 skips the 1080p30 run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 CHILD = """
 import json, os, resource, sys, time
@@ -63,6 +66,7 @@ def main() -> None:
     from mutoscope.eval.controls import boundary_identity
     from mutoscope.generate import load_model
     from mutoscope.post.mp4 import read_frames
+    from mutoscope.world.judge.perception import perceive
 
     cfg = load_model(args.model).config
     td, base = cfg.vae.temporal_down, cfg.frames
@@ -88,6 +92,13 @@ def main() -> None:
         # so that a loss at the boundaries can be told from the model's own flicker.
         inside = boundary_identity(frames, cfg.fps, [b + step // 2 for b in bounds])
         r["identity_kept_mid_segment"] = sum(inside) / max(1, len(inside))
+        # How much of the frame the objects cover, segment by segment (the judge's object mask, as the
+        # eval report's object_cover): a continuation that paints more each time grows its objects.
+        cover = np.array([p.object_mask.mean() for p in perceive(frames)])
+        r["object_cover_by_segment"] = [
+            round(float(cover[a:b].mean()), 4)
+            for a, b in zip([0, *bounds], [*bounds, len(frames)], strict=True)
+        ]
         r["compute_s_per_video_s"] = r["wall_s"] / seconds
         r["prompt"] = prompt
         results[name] = r
@@ -95,6 +106,11 @@ def main() -> None:
     total = sum(r["boundaries"] for r in results.values())  # the base-rate runs: the HD one comes next
     kept = sum(r["identity_kept"] * r["boundaries"] for r in results.values())
     print(f"identity kept at the boundaries, all runs: {kept:.0f}/{total} = {kept / max(1, total):.1%}")
+    growth = [
+        r["object_cover_by_segment"][-1] / max(r["object_cover_by_segment"][0], 1e-4)
+        for r in results.values()
+    ]
+    print("object cover, last segment / first: " + ", ".join(f"{g:.2f}" for g in growth))
     if args.hd_seconds:
         r = run(
             args.model, out / f"hd_{args.hd_seconds:g}s.mp4", seconds=args.hd_seconds, fps=30, size="1080p"

@@ -536,6 +536,27 @@ def test_a_loop_longer_than_a_segment_conditions_its_last_segment_on_the_first_f
     assert last[0, C, -1].min() == 1.0  # the end keyframe's mask is set in the last segment
 
 
+def test_training_shows_a_continuation_the_latents_generation_gives_it(pipe):
+    """controls.tail_latents, what an extension sample is given in training, is what segment_cond gives
+    a continuing segment for the frames the latents decode to: the trip through uint8 frames, which
+    changes them (the decoder's error), not the latents as they were."""
+    from mutoscope.data.world_stream import from_model
+    from mutoscope.segments import segment_cond, segment_maps
+
+    cfg, vae = pipe.config, pipe.vae
+    C, _, h, w = vae.latent_shape(cfg.frames, cfg.height, cfg.width)
+    z = torch.randn(2, C, 1, h, w, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        tails = from_model(vae.decode(vae.denormalize(z)).clamp(-1, 1))  # (2, 4, H, W, 3) uint8
+    trip = controls.tail_latents(vae, z)
+    plan = _plan(cfg)
+    for b in range(2):
+        cond = segment_cond(pipe, plan, 1, segment_maps(pipe, plan, 12), tails[b].numpy(), None)
+        assert cond[0, C, 0].min() == 1.0 and cond[0, C, 1:].max() == 0.0
+        assert torch.allclose(cond[0, :C, :1], trip[b], atol=1e-5)
+    assert (trip - z).abs().mean() > 0.05
+
+
 def test_camera_measure_reads_the_requested_move_and_how_much_of_it():
     from dataclasses import replace
 

@@ -58,8 +58,7 @@ def segment_cond(
     weight = next(pipe.vae.parameters())
     with torch.inference_mode():
         if tail is not None:  # continue: the first latent frames are the tail's, encoded as a clip alone
-            clip = model_frames(tail, weight)[None].contiguous(memory_format=torch.channels_last_3d)
-            z = pipe.vae.normalize(pipe.vae.encode(clip)[0].float())[0]  # (C, context, h, w)
+            z = controls.clip_latents(pipe.vae, model_frames(tail, weight)[None])[0]  # (C, context, h, w)
             controls.set_keyframes(cond, z, list(range(z.shape[1])))
         elif first is not None:
             z = controls.still_latents(pipe.vae, model_frames(first[None, None], weight)[:, :, 0])

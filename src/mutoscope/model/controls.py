@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mutoscope.data.world_stream import from_model, to_model
 from mutoscope.world.motion import CameraPath
 
 EXTRA_CHANNELS = 6
@@ -299,6 +300,17 @@ def clip_latents(vae, clip: torch.Tensor) -> torch.Tensor:
     """Normalized latents (N, C, T', h, w) of a clip (N, 3, F, H, W) in [-1, 1]."""
     mean, _ = vae.encode(clip.contiguous(memory_format=torch.channels_last_3d))
     return vae.normalize(mean.float())
+
+
+@torch.no_grad()
+def tail_latents(vae, z: torch.Tensor) -> torch.Tensor:
+    """Normalized latents (N, C, n, h, w) as a continuation is given the frames that latents z (the
+    same shape) decode to: generate() decodes a segment to uint8 frames and encodes its tail again.
+    The trip is not neutral: the decoder bleeds the objects' colors into their surroundings, so the
+    objects the next segment is shown cover ~16% more of the frame (`bench/vae_round_trip.py`), and a
+    model that keeps what it is shown grows them segment by segment. Training shows it the trip."""
+    frames = from_model(vae.decode(vae.denormalize(z.float())).float().clamp(-1, 1))
+    return clip_latents(vae, to_model(frames))
 
 
 def still_latents(vae, images: torch.Tensor) -> torch.Tensor:

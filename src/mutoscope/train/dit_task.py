@@ -336,7 +336,8 @@ class DiTTask:
         """The batch's control maps with the keyframe latents filled in: still images are encoded by
         the frozen VAE (one batched call); an extension's first one or two latent frames are the clip's
         own (the causal VAE encodes the first chunks alone, exactly as generate() encodes the frames it
-        extends), blurred by noise (EXTEND_NOISE)."""
+        extends) after the trip through uint8 frames that generation makes (controls.tail_latents),
+        blurred by noise (EXTEND_NOISE)."""
         cond = batch["cond"].to(x0).clone()
         modes = [KEY_MODES[int(k)] for k in batch["key"]]
         last = x0.shape[2] - 1
@@ -347,13 +348,18 @@ class DiTTask:
             z = controls.still_latents(self.vae, to_model(images[:, None])[:, :, 0].to(x0))
             for (b, _, k), zk in zip(wanted, z, strict=True):
                 controls.set_keyframes(cond[b], zk[:, None], [k])
+        extends: dict[int, list[tuple[int, torch.Tensor]]] = {}  # context length -> [(sample, noise)]
         for b, m in enumerate(modes):
             if m == "extend":
                 gen = torch.Generator().manual_seed(sample_seed(self.tcfg.seed, int(batch["clip"][b]), 6))
                 std = EXTEND_NOISE * torch.rand((), generator=gen)
                 n = EXTEND_CONTEXT[int(torch.randint(len(EXTEND_CONTEXT), (), generator=gen))]
-                noise = std * torch.randn(x0[b, :, :n].shape, generator=gen)
-                controls.set_keyframes(cond[b], x0[b, :, :n] + noise.to(x0), list(range(n)))
+                extends.setdefault(n, []).append((b, std * torch.randn(x0[b, :, :n].shape, generator=gen)))
+        for n, samples in extends.items():
+            # As generation gives them: the frames decoded to uint8 and encoded again (one batched trip).
+            known = controls.tail_latents(self.vae, x0[[b for b, _ in samples], :, :n])
+            for (b, noise), z in zip(samples, known, strict=True):
+                controls.set_keyframes(cond[b], z + noise.to(z), list(range(n)))
         return cond
 
     @torch.no_grad()
