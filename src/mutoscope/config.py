@@ -131,11 +131,11 @@ class TrainConfig:
     # after 893 steps at power 1; the truth's 6.2%). A higher power keeps the weight near the data,
     # where x_t shows where the objects are, and drops it where x_t does not.
     object_weight_power: float = 1.0
-    # The object weight of samples given frames (image-to-video, keyframes, extension). Where known
-    # frames show what is there, the model has no need of the weight's crutch, and its bias then
-    # paints objects the given frames do not have: each continuation of a long video grew its
-    # objects (2026-12-06, ninth session). 0: the flat loss for them.
-    object_weight_keyed: float = 0.0
+    # The object weight of samples given frames (image-to-video, keyframes, extension); None: the
+    # same as the others. Tried at 0 (the flat loss where known frames show what is there, 2026-12-07):
+    # long videos kept fewer objects across segments (0/36 boundaries against 6/36), the objects grew
+    # as before, and night skies were drawn as clouds in 10 of 35 prompts. So None.
+    object_weight_keyed: float | None = None
     # DiT only: epochs over this many clips (0: every sample a new clip). Encoding a clip with the
     # frozen VAE costs about twice the DiT's forward and backward pass on it (the tiny presets, CPU):
     # later epochs reuse the first one's latents (~160 kB a clip, in memory and in the run

@@ -324,9 +324,9 @@ class DiTTask:
         # are) biases the optimum towards "object" wherever x_t leaves that uncertain, most near t = 1,
         # where it would paint objects everywhere; near the data x_t shows where they are.
         fade = (1 - t).pow(self.tcfg.object_weight_power).view(-1, 1, 1, 1, 1)
-        weight = torch.where(
-            given_frames(cond, x0), self.tcfg.object_weight_keyed, self.tcfg.object_weight
-        ).view(-1, 1, 1, 1, 1)
+        plain = self.tcfg.object_weight
+        keyed = plain if self.tcfg.object_weight_keyed is None else self.tcfg.object_weight_keyed
+        weight = torch.where(given_frames(cond, x0), keyed, plain).view(-1, 1, 1, 1, 1)
         loss = object_weighted_mean(err, objects * fade, weight.to(err))
         on_objects = (objects * err).sum() / (objects.sum() * err.shape[1]).clamp_min(1e-6)
         return loss, {"flat": err.mean().item(), "objects": on_objects.item()}
