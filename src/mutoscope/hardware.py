@@ -2,7 +2,7 @@
 
 oneDNN reports bf16 "supported" on any AVX512 CPU (`torch.ops.mkldnn._is_mkldnn_bf16_supported()`)
 and emulates it there: on an Ice Lake Xeon without AVX512-BF16, a bf16 matmul ran at 15 GFLOP/s a
-core against 59 in fp32, and a training run under bf16 autocast took 22 s a step instead of ~10. So
+core against 59 in fp32, and a training run under bf16 autocast took 22 s a step instead of 7. So
 every bf16 default (training, export, inference, the post stages) asks the CPU's own flags."""
 
 from __future__ import annotations
