@@ -37,9 +37,7 @@ def main() -> None:
     ap.add_argument("--continuations", type=int, default=0, help="also continue this many truth clips")
     args = ap.parse_args()
 
-    import torch
-
-    from mutoscope.data.world_stream import from_model, to_model
+    from mutoscope.eval.runner import vae_roundtrip
     from mutoscope.generate import load_model
     from mutoscope.world.judge.perception import perceive
     from mutoscope.world.render import render
@@ -49,12 +47,6 @@ def main() -> None:
     vae, cfg = pipe.vae, pipe.config
     tail = cfg.vae.temporal_down
 
-    @torch.inference_mode()
-    def trip(frames: np.ndarray) -> np.ndarray:
-        x = to_model(torch.from_numpy(frames))[None].to(next(vae.parameters()).dtype)
-        z = vae.encode(x.contiguous(memory_format=torch.channels_last_3d))[0]
-        return from_model(vae.decode(z).float().clamp(-1, 1))[0].numpy()
-
     def cover(frames: np.ndarray) -> float:
         return float(np.mean([p.object_mask.mean() for p in perceive(frames)]))
 
@@ -62,11 +54,12 @@ def main() -> None:
     rows = []
     for _ in range(args.clips):
         frames = render(sample_spec(rng, seconds=cfg.frames / cfg.fps), cfg.width, cfg.height, cfg.fps)
-        decoded = trip(frames)
+        decoded = vae_roundtrip(vae, frames)
         chain = [frames[-tail:]]
         for _ in range(args.trips):
-            chain.append(trip(chain[-1]))
-        rows.append([cover(frames[-tail:]), cover(decoded[-tail:]), cover(trip(decoded[-tail:]))]
+            chain.append(vae_roundtrip(vae, chain[-1]))
+        next_segment = vae_roundtrip(vae, decoded[-tail:])
+        rows.append([cover(frames[-tail:]), cover(decoded[-tail:]), cover(next_segment)]
                     + [cover(c) for c in chain[1:]])  # fmt: skip
     mean = np.array(rows).mean(axis=0)
     result = {
