@@ -19,8 +19,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
 CHILD = """
 import json, os, resource, sys, time
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -64,6 +62,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     from mutoscope.eval.controls import boundary_identity
+    from mutoscope.eval.runner import object_cover
     from mutoscope.generate import load_model
     from mutoscope.post.mp4 import read_frames
     from mutoscope.world.judge.perception import perceive
@@ -94,7 +93,7 @@ def main() -> None:
         r["identity_kept_mid_segment"] = sum(inside) / max(1, len(inside))
         # How much of the frame the objects cover, segment by segment (the judge's object mask, as the
         # eval report's object_cover): a continuation that paints more each time grows its objects.
-        cover = np.array([p.object_mask.mean() for p in perceive(frames)])
+        cover = object_cover(perceive(frames))
         r["object_cover_by_segment"] = [
             round(float(cover[a:b].mean()), 4)
             for a, b in zip([0, *bounds], [*bounds, len(frames)], strict=True)

@@ -37,7 +37,7 @@ def main() -> None:
     ap.add_argument("--continuations", type=int, default=0, help="also continue this many truth clips")
     args = ap.parse_args()
 
-    from mutoscope.eval.runner import vae_roundtrip
+    from mutoscope.eval.runner import object_cover, vae_roundtrip
     from mutoscope.generate import load_model
     from mutoscope.world.judge.perception import perceive
     from mutoscope.world.render import render
@@ -48,7 +48,7 @@ def main() -> None:
     tail = cfg.vae.temporal_down
 
     def cover(frames: np.ndarray) -> float:
-        return float(np.mean([p.object_mask.mean() for p in perceive(frames)]))
+        return float(object_cover(perceive(frames)).mean())
 
     rng = np.random.default_rng(args.seed)
     rows = []

@@ -6,7 +6,7 @@ import re
 
 from mutoscope.eval.controls import psnr
 from mutoscope.eval.report import NOTHING_NOVEL, markdown, novelty_markdown, plot, summarise
-from mutoscope.eval.runner import painted, run_ground_truth, run_vae, vae_roundtrip
+from mutoscope.eval.runner import object_cover, painted, run_ground_truth, run_vae, vae_roundtrip
 from mutoscope.eval.suites import SUITE_SIZES, suite
 from mutoscope.world.claims import holds
 from mutoscope.world.holdout import HELD_OUT_WORDS_BY_KIND, held_out_pairs, in_training, is_novel
@@ -82,6 +82,7 @@ def test_painted_is_the_frame_mean_of_object_cover_and_blobs():
     quarter = np.zeros((4, 4), bool)
     quarter[:2, :2] = True
     frames = [FramePerception([], np.zeros((4, 4), bool)), FramePerception([object(), object()], quarter)]
+    assert object_cover(frames).tolist() == [0.0, 0.25]
     assert painted(frames) == {"object_cover": 0.125, "blobs": 1.0}
 
 

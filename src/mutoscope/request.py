@@ -106,22 +106,22 @@ class Plan:
         ) or bool(self.brush or self.loop)
 
 
-def _number(value: Any, code: str, what: str, lo: float, hi: float) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not lo < value <= hi
-    ):
-        raise UserError(code, f"{what} must be a number in ({lo:g}, {hi:g}], got {value!r}")
+def _number(
+    value: Any, code: str, what: str, lo: float, hi: float = math.inf, *, lo_open: bool = True
+) -> float:
+    """A finite number in (lo, hi], or [lo, hi] with lo_open=False. A bool is refused, though Python
+    counts it as an int, so that `cfg=True` is an error and not a scale of 1."""
+    number = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    if not number or not (lo < value if lo_open else lo <= value) or value > hi:
+        low = f"{'(' if lo_open else '['}{lo:g}"
+        span = f"in {low}, {hi:g}]" if math.isfinite(hi) else f"{'>' if lo_open else '>='} {lo:g}"
+        raise UserError(code, f"{what} must be a finite number {span}, got {value!r}")
     return float(value)
 
 
 def _guidance(value: Any, what: str) -> float:
-    """A guidance scale: a finite number >= 0 (not a bool, which Python counts as an int)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise UserError(f"input.{what}.invalid", f"{what} must be a finite number >= 0, got {value!r}")
-    return float(value)
+    """A guidance scale: a finite number >= 0."""
+    return _number(value, f"input.{what}.invalid", what, 0, lo_open=False)
 
 
 def _storyboard(req: GenerationRequest) -> list[tuple[str, float]]:

@@ -23,12 +23,17 @@ from mutoscope.world.judge.perception import FramePerception
 from mutoscope.world.render import render
 
 
+def object_cover(perception: list[FramePerception]) -> np.ndarray:
+    """(T,) the share of each frame's pixels in any object color's blob (the judge's object mask)."""
+    return np.array([p.object_mask.mean() for p in perception], dtype=np.float64)
+
+
 def painted(perception: list[FramePerception]) -> dict[str, float]:
     """How much object the clip shows, frame-averaged: the share of pixels in any object color's blob
     and the number of blobs. Set beside the truth's, it tells a model that paints objects where there
     are none from one that draws too few."""
     return {
-        "object_cover": round(float(np.mean([p.object_mask.mean() for p in perception])), 4),
+        "object_cover": round(float(object_cover(perception).mean()), 4),
         "blobs": round(float(np.mean([len(p.detections) for p in perception])), 3),
     }
 
