@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from mutoscope.eval.controls import psnr
 from mutoscope.eval.report import NOTHING_NOVEL, markdown, novelty_markdown, plot, summarise
 from mutoscope.eval.runner import object_cover, painted, run_ground_truth, run_vae, vae_roundtrip
-from mutoscope.eval.suites import SUITE_SIZES, suite
+from mutoscope.eval.suites import SUITE_SIZES, per_background, suite
 from mutoscope.world.claims import holds
 from mutoscope.world.holdout import HELD_OUT_WORDS_BY_KIND, held_out_pairs, in_training, is_novel
 from mutoscope.world.render import render
@@ -144,3 +146,16 @@ def test_cli_measures_a_candidate_vaes_ceiling_alone(tmp_path, capsys, trained_t
         == 2
     )
     assert "add vae to --baselines" in capsys.readouterr().err
+
+
+def test_per_background_takes_each_backgrounds_first_prompts_of_the_suite():
+    from mutoscope.errors import UserError
+    from mutoscope.world.lexicon import BACKGROUNDS
+
+    picked = per_background("dev", 2)
+    named = [next(c.value for c in p.claims if c.type == "background") for p in picked]
+    assert named == [b for b in BACKGROUNDS for _ in range(2)]
+    dev = {p.index: p for p in suite("dev")}
+    assert all(dev[p.index] == p for p in picked)
+    with pytest.raises(UserError, match="night"):
+        per_background("quick", 1)  # its 16 prompts name no night sky

@@ -18,8 +18,9 @@ import numpy as np
 
 from mutoscope.errors import UserError
 from mutoscope.world.caption import caption
-from mutoscope.world.claims import Claim
+from mutoscope.world.claims import Claim, ClaimType
 from mutoscope.world.holdout import in_training, is_novel, novelty
+from mutoscope.world.lexicon import BACKGROUNDS
 from mutoscope.world.sample import KINDS, sample_spec
 from mutoscope.world.spec import SceneSpec
 
@@ -62,3 +63,18 @@ def suite(name: str, n: int | None = None) -> list[SuitePrompt]:
         spec, text, claims = _prompt(rng, KINDS[i % len(KINDS)], _KEEPS[name])
         out.append(SuitePrompt(i, text, claims, spec, SUITE_SEEDS[name] + i, novelty(spec, text)))
     return out
+
+
+def per_background(name: str, per: int) -> list[SuitePrompt]:
+    """The first `per` prompts of a suite that name each of the world's backgrounds, in BACKGROUNDS'
+    order: a small set that shows every background, where the first prompts of a suite may miss some
+    (the quick suite names no night sky and no dunes)."""
+    picked: dict[str, list[SuitePrompt]] = {b: [] for b in BACKGROUNDS}
+    for p in suite(name):
+        named = [c.value for c in p.claims if c.type == ClaimType.BACKGROUND]
+        if named and len(picked[named[0]]) < per:
+            picked[named[0]].append(p)
+    short = [b for b, ps in picked.items() if len(ps) < per]
+    if short:
+        raise UserError("eval.n", f"the {name} suite names {', '.join(short)} fewer than {per} times")
+    return [p for b in BACKGROUNDS for p in picked[b]]
