@@ -2,12 +2,15 @@
 segment boundaries, and the 2-minute 1080p30 file (issue 4).
 
     .venv/bin/python bench/long_video.py [--model DIR] [--seconds 10 120] [--hd-seconds 120]
-        [--out out/long] [--prompt P ...] [--seed N] [--context 1|2] [--continue-cfg C]
+        [--out out/long] [--prompt P ... | --suite familiar --n 12] [--seed N] [--context 1|2]
+        [--continue-cfg C]
 
 Each generation runs in its own process (`mutoscope generate`'s code path, generate()), which
 reports its peak RSS (ru_maxrss) and the stage timings. The base-rate videos are then judged at
 every segment boundary (eval/controls.py, boundary_identity), and the objects' cover of the frame is
-reported segment by segment. --hd-seconds 0 skips the 1080p30 run.
+reported segment by segment. --hd-seconds 0 skips the 1080p30 run. --suite takes the prompts from
+an eval suite (its first --n), so that extension is measured over more scenes than a few hand-written
+prompts, each generated with --seed.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 CHILD = """
 import json, os, resource, sys, time
@@ -54,6 +59,8 @@ def main() -> None:
     parser.add_argument("--hd-seconds", type=float, default=120)
     parser.add_argument("--out", default="out/long")
     parser.add_argument("--prompt", nargs="+", default=[PROMPT], help="base-rate runs: one per prompt")
+    parser.add_argument("--suite", default=None, help="take the prompts from this eval suite instead")
+    parser.add_argument("--n", type=int, default=12, help="with --suite: its first N prompts")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--context", type=int, default=None, help="latent frames a continuation is given")
     parser.add_argument("--continue-cfg", type=float, default=None, help="guidance of continuing segments")
@@ -67,6 +74,10 @@ def main() -> None:
     from mutoscope.post.mp4 import read_frames
     from mutoscope.world.judge.perception import perceive
 
+    if args.suite:
+        from mutoscope.eval.suites import suite
+
+        args.prompt = [p.text for p in suite(args.suite, args.n)]
     cfg = load_model(args.model).config
     td, base = cfg.vae.temporal_down, cfg.frames
     results = {}
@@ -110,6 +121,8 @@ def main() -> None:
         for r in results.values()
     ]
     print("object cover, last segment / first: " + ", ".join(f"{g:.2f}" for g in growth))
+    geo = float(np.exp(np.mean(np.log(np.maximum(growth, 1e-3)))))  # a segment that lost its objects: 0
+    print(f"median {float(np.median(growth)):.2f}, geometric mean {geo:.2f}")
     if args.hd_seconds:
         r = run(
             args.model, out / f"hd_{args.hd_seconds:g}s.mp4", seconds=args.hd_seconds, fps=30, size="1080p"
