@@ -227,3 +227,23 @@ def test_a_2x_vae_starts_from_a_4x_ones_convs():
 def test_a_compression_the_stages_cannot_make_is_refused(change, message):
     with pytest.raises(ValueError, match=message):
         CausalVAE(dataclasses.replace(preset("test").vae, **change))
+
+
+def test_a_fringe_the_decoder_paints_weighs_as_much_as_the_object_it_grew_from():
+    from mutoscope.vae.model import object_weights
+
+    x = torch.full((1, 3, 1, 1, 3), -0.2)  # three gray background pixels
+    x[..., 0] = torch.tensor([1.0, -1.0, -1.0]).view(1, 3, 1, 1)  # the first one pure red: an object
+    painted = x.clone()
+    painted[..., 1] = torch.tensor([0.9, -0.9, -0.9]).view(1, 3, 1, 1)  # the decoder bled red into the second
+    assert object_weights(x, 10.0).flatten().tolist() == [11.0, 1.0, 1.0]
+    assert object_weights(x, 10.0, painted).flatten().tolist() == [11.0, 11.0, 1.0]
+
+
+def test_weight_painted_changes_the_loss_only_where_the_reconstruction_is_saturated():
+    vae = tiny_vae().train()
+    x, noise = video(b=1), torch.randn(1, *vae.latent_shape(8, 16, 16))
+    plain, _ = vae_loss(vae, x, noise, 1e-6, object_weight=10.0)
+    painted, _ = vae_loss(vae, x, noise, 1e-6, object_weight=10.0, weight_painted=True)
+    assert painted >= plain  # weights only ever rise
+    assert vae_loss(vae, x, noise, 1e-6, 0.0, weight_painted=True)[0] == vae_loss(vae, x, noise, 1e-6, 0.0)[0]

@@ -49,6 +49,9 @@ def add_parser(subparsers) -> None:
             p.add_argument("--decoder-only", action="store_true",
                            help="train the decoder alone (with --init: the latent space, and so every DiT "
                                 "trained on it, stays valid)")  # fmt: skip
+            p.add_argument("--weight-painted", action="store_true",
+                           help="weight the pixels the reconstruction paints saturated as the objects' "
+                                "(no colored fringes)")  # fmt: skip
         elif what == "dit":
             p.add_argument("--vae", type=Path, help="exported VAE directory or VAE run directory (frozen)")
             p.add_argument("--caption-dropout", type=float)
@@ -143,6 +146,9 @@ def run_train(args: argparse.Namespace) -> int:
                 init_vae, decoder_blocks_per_stage=depth, latent_mean=0.0, latent_std=1.0
             )
             model_cfg = dataclasses.replace(model_cfg, vae=vae)
+    if getattr(args, "weight_painted", False):
+        painted = dataclasses.replace(model_cfg.vae, weight_painted=True)
+        model_cfg = dataclasses.replace(model_cfg, vae=painted)
     cfg = dataclasses.replace(TrainConfig(), **values)
     kw = {}
     if args.what == "dit":

@@ -34,6 +34,9 @@ class VAEConfig:
     # Reconstruction weight of saturated (object) pixels relative to the desaturated background:
     # objects are a few percent of the pixels, and a 6-pixel object must keep its color.
     object_weight: float = 10.0
+    # Also weight the pixels the reconstruction paints saturated (vae/model.object_weights): without
+    # it the weight grows every object by the fringe it makes cheap.
+    weight_painted: bool = False
     # Latents are standardised by these before the DiT sees them (measured after VAE training).
     latent_mean: float = 0.0
     latent_std: float = 1.0

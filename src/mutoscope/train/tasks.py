@@ -134,7 +134,8 @@ class VAETask:
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         x = batch["video"].contiguous(memory_format=torch.channels_last_3d)
-        return vae_loss(model, x, batch["noise"], self.cfg.vae.kl_weight, self.cfg.vae.object_weight)
+        v = self.cfg.vae
+        return vae_loss(model, x, batch["noise"], v.kl_weight, v.object_weight, v.weight_painted)
 
     def held_out(self) -> torch.Tensor:
         if self._held_out is None:
