@@ -103,9 +103,12 @@ def _with_vae(cfg: ModelConfig, vae_state: dict, vae_run: str | Path, new_encode
         vae_cfg, state = _with_latent_stats(vae_cfg, new, cfg, stats_clips)
         return dataclasses.replace(cfg, vae=vae_cfg), state
     vae_cfg = dataclasses.replace(vae_cfg, latent_mean=cfg.vae.latent_mean, latent_std=cfg.vae.latent_std)
-    if dataclasses.replace(vae_cfg, decoder_blocks_per_stage=0) != dataclasses.replace(
-        cfg.vae, decoder_blocks_per_stage=0
-    ):
+
+    # The decoder's depth and how it was trained may differ; the encoder and the latents may not.
+    def encoder_side(v: VAEConfig) -> VAEConfig:
+        return dataclasses.replace(v, decoder_blocks_per_stage=0, weight_painted=False)
+
+    if encoder_side(vae_cfg) != encoder_side(cfg.vae):
         raise ValueError(f"{vae_run} has another encoder or latent shape than the DiT's VAE")
     for k, v in vae_state.items():
         if k.startswith("encoder.") and not torch.allclose(new[k].float(), v.float(), atol=1e-6):
