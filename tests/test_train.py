@@ -216,11 +216,14 @@ def test_a_deeper_decoder_trained_alone_ships_with_the_dit_of_its_encoder(tmp_pa
 
     vae_dir, cfg = trained_test_vae.export, trained_test_vae.cfg
     train(cfg, DIT_TCFG, tmp_path / "dit", progress=False, vae_path=vae_dir)
-    deep = dataclasses.replace(CFG, vae=dataclasses.replace(CFG.vae, decoder_blocks_per_stage=2))
+    # a deeper decoder, trained with another loss weighting: neither touches the latents
+    deep = dataclasses.replace(
+        CFG, vae=dataclasses.replace(CFG.vae, decoder_blocks_per_stage=2, weight_painted=True)
+    )
     decoder_only = dataclasses.replace(TCFG, max_steps=2, freeze_encoder=True)
     train(deep, decoder_only, tmp_path / "decoder", progress=False, init=vae_dir)
     model = load_model(export(tmp_path / "model", dit_run=tmp_path / "dit", vae_run=tmp_path / "decoder"))
-    assert model.config.vae == dataclasses.replace(cfg.vae, decoder_blocks_per_stage=2)  # same statistics
+    assert model.config.vae == dataclasses.replace(cfg.vae, decoder_blocks_per_stage=2, weight_painted=True)
     shipped, trained = load_file(vae_dir / "vae.safetensors"), checkpoint.load(tmp_path / "decoder")["ema"]
     for k, v in model.vae.state_dict().items():
         assert torch.equal(
@@ -243,10 +246,10 @@ def test_cli_decoder_only_keeps_the_init_encoder_whatever_the_preset(tmp_path):
     shipped = export(tmp_path / "shipped", vae_run=tmp_path / "vae", stats_clips=4)
     args = cli_args(tmp_path / "decoder", 2)
     args[args.index("--preset") + 1] = "tiny"  # a deeper encoder and decoder than the init's
-    assert cli_main([*args, "--decoder-only", "--init", str(shipped)]) == 0
+    assert cli_main([*args, "--decoder-only", "--weight-painted", "--init", str(shipped)]) == 0
     ckpt = checkpoint.load(tmp_path / "decoder")
     vae_cfg = from_dict(ModelConfig, ckpt["model_cfg"]).vae
-    assert vae_cfg == dataclasses.replace(CFG.vae, decoder_blocks_per_stage=3)
+    assert vae_cfg == dataclasses.replace(CFG.vae, decoder_blocks_per_stage=3, weight_painted=True)
     weights = load_file(shipped / "vae.safetensors")
     assert all(torch.equal(ckpt["ema"][k], v) for k, v in weights.items() if k.startswith("encoder."))
 
