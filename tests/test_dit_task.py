@@ -55,10 +55,10 @@ def test_vae(trained_test_vae) -> Path:
 
 
 def dit_task(vae: Path, unique_clips: int, run_dir: Path | None = None, seed: int = 0,
-             rank: int = 0, world_size: int = 1) -> DiTTask:  # fmt: skip
+             rank: int = 0, world_size: int = 1, **train) -> DiTTask:  # fmt: skip
     cfg = load_json(ModelConfig, vae / "config.json")
     tcfg = TrainConfig(what="dit", batch_size=4, unique_clips=unique_clips, num_workers=0, eval_clips=2,
-                       seed=seed)  # fmt: skip
+                       seed=seed, **train)  # fmt: skip
     return DiTTask(cfg, tcfg, rank, world_size, vae, run_dir=run_dir)
 
 
@@ -222,10 +222,11 @@ def test_with_color_features_training_hides_some_color_names_and_keeps_the_laten
         DiTTask(dataclasses.replace(cfg, text=colored.text), tcfg, 0, 1, test_vae)
 
 
-def test_an_extension_sample_sees_its_first_latent_frames_blurred_by_a_clips_own_noise(test_vae):
+@pytest.mark.parametrize("trip", [False, True])
+def test_an_extension_sample_sees_its_first_latent_frames_blurred_by_a_clips_own_noise(test_vae, trip):
     from mutoscope.train import dit_task as module
 
-    task = dit_task(test_vae, unique_clips=0)
+    task = dit_task(test_vae, unique_clips=0, extend_trip=trip)
     batch = task.data[0]
     batch["key"] = torch.full_like(batch["key"], module.KEY_MODES.index("extend"))
     x0 = task.latents(batch["video"])
@@ -237,11 +238,14 @@ def test_an_extension_sample_sees_its_first_latent_frames_blurred_by_a_clips_own
     assert set(counts) == set(module.EXTEND_CONTEXT) and torch.all(given[:, 0] == 1.0)  # both, seed 0
     for g, n in zip(given, counts, strict=True):
         assert torch.all(g[:n] == 1.0) and torch.all(g[n:] == 0.0)
-    # The known latents are the clip's own after generation's trip through uint8 frames, plus noise.
-    trips = [controls.tail_latents(task.vae, x0[b : b + 1, :, :n])[0] for b, n in enumerate(counts)]
+    # The known latents are the clip's own (with extend_trip: after generation's trip through uint8
+    # frames), plus noise.
+    own = [x0[b, :, :n] for b, n in enumerate(counts)]
+    trips = [controls.tail_latents(task.vae, z[None])[0] if trip else z for z in own]
     stds = torch.stack(
         [(cond[b, :C, :n] - z).std() for b, (n, z) in enumerate(zip(counts, trips, strict=True))]
     )
     assert torch.all(stds < module.EXTEND_NOISE * 1.1) and len(set(stds.tolist())) == len(stds)
     assert stds.max() > 0.01  # not the round-tripped latents as they are
-    assert all((z - x0[b, :, : z.shape[1]]).abs().mean() > 1e-3 for b, z in enumerate(trips))
+    if trip:  # the trip moves the latents: the test tells the two apart
+        assert all((z - x0[b, :, : z.shape[1]]).abs().mean() > 1e-3 for b, z in enumerate(trips))

@@ -60,6 +60,9 @@ def add_parser(subparsers) -> None:
                            help="the object weight fades as (1 - t) ** this")  # fmt: skip
             p.add_argument("--object-weight-keyed", type=float,
                            help="the object weight of samples given frames")  # fmt: skip
+            p.add_argument("--extend-trip", action="store_true",
+                           help="extension samples see their known latents after generation's decode-encode "
+                                "trip")  # fmt: skip
             p.add_argument("--unique-clips", type=int,
                            help="epochs over this many clips, encoded once (0: every clip new)")  # fmt: skip
         p.set_defaults(func=run_train, what=what)
@@ -130,6 +133,8 @@ def run_train(args: argparse.Namespace) -> int:
     values.update({f: getattr(args, a) for a, f in ARG_FIELDS.items() if getattr(args, a, None) is not None})
     if args.no_bf16:
         values["bf16"] = False
+    if getattr(args, "extend_trip", False):
+        values["extend_trip"] = True
     if args.act_ckpt:
         values["activation_checkpointing"] = True
     if getattr(args, "decoder_only", False):

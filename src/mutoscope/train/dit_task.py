@@ -336,8 +336,8 @@ class DiTTask:
         """The batch's control maps with the keyframe latents filled in: still images are encoded by
         the frozen VAE (one batched call); an extension's first one or two latent frames are the clip's
         own (the causal VAE encodes the first chunks alone, exactly as generate() encodes the frames it
-        extends) after the trip through uint8 frames that generation makes (controls.tail_latents),
-        blurred by noise (EXTEND_NOISE)."""
+        extends; with extend_trip, after the trip through uint8 frames that generation makes:
+        controls.tail_latents), blurred by noise (EXTEND_NOISE)."""
         cond = batch["cond"].to(x0).clone()
         modes = [KEY_MODES[int(k)] for k in batch["key"]]
         last = x0.shape[2] - 1
@@ -356,8 +356,9 @@ class DiTTask:
                 n = EXTEND_CONTEXT[int(torch.randint(len(EXTEND_CONTEXT), (), generator=gen))]
                 extends.setdefault(n, []).append((b, std * torch.randn(x0[b, :, :n].shape, generator=gen)))
         for n, samples in extends.items():
-            # As generation gives them: the frames decoded to uint8 and encoded again (one batched trip).
-            known = controls.tail_latents(self.vae, x0[[b for b, _ in samples], :, :n])
+            known = x0[[b for b, _ in samples], :, :n]
+            if self.tcfg.extend_trip:  # as generation gives them: decoded to uint8, encoded again
+                known = controls.tail_latents(self.vae, known)
             for (b, noise), z in zip(samples, known, strict=True):
                 controls.set_keyframes(cond[b], z + noise.to(z), list(range(n)))
         return cond
