@@ -547,7 +547,8 @@ def test_training_shows_a_continuation_the_latents_generation_gives_it(pipe):
     C, _, h, w = vae.latent_shape(cfg.frames, cfg.height, cfg.width)
     z = torch.randn(2, C, 1, h, w, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
-        tails = from_model(vae.decode(vae.denormalize(z)).clamp(-1, 1))  # (2, 4, H, W, 3) uint8
+        decoded = vae.decode(vae.denormalize(z.to(next(vae.parameters()).dtype)))  # bf16 on bf16 hosts
+        tails = from_model(decoded.float().clamp(-1, 1))  # (2, 4, H, W, 3) uint8
     trip = controls.tail_latents(vae, z)
     plan = _plan(cfg)
     for b in range(2):

@@ -306,11 +306,13 @@ def clip_latents(vae, clip: torch.Tensor) -> torch.Tensor:
 def tail_latents(vae, z: torch.Tensor) -> torch.Tensor:
     """Normalized latents (N, C, n, h, w) as a continuation is given the frames that latents z (the
     same shape) decode to: generate() decodes a segment to uint8 frames and encodes its tail again.
-    The trip is not neutral: the decoder bleeds the objects' colors into their surroundings, so the
-    objects the next segment is shown cover ~16% more of the frame (`bench/vae_round_trip.py`), and a
-    model that keeps what it is shown grows them segment by segment. Training shows it the trip."""
-    frames = from_model(vae.decode(vae.denormalize(z.float())).float().clamp(-1, 1))
-    return clip_latents(vae, to_model(frames))
+    The trip is not neutral: the objects the next segment is shown cover ~7% more of the frame
+    (`bench/vae_round_trip.py`; 16% with the decoder before 2026-12-07, which bled their colors), and
+    a model that keeps what it is shown grows them segment by segment. Training may show it the trip
+    (TrainConfig.extend_trip). z in any dtype: it is decoded in the VAE's."""
+    dtype = next(vae.parameters()).dtype
+    frames = from_model(vae.decode(vae.denormalize(z.to(dtype))).float().clamp(-1, 1))
+    return clip_latents(vae, to_model(frames).to(dtype))
 
 
 def still_latents(vae, images: torch.Tensor) -> torch.Tensor:
