@@ -246,6 +246,6 @@ def test_an_extension_sample_sees_its_first_latent_frames_blurred_by_a_clips_own
         [(cond[b, :C, :n] - z).std() for b, (n, z) in enumerate(zip(counts, trips, strict=True))]
     )
     assert torch.all(stds < module.EXTEND_NOISE * 1.1) and len(set(stds.tolist())) == len(stds)
-    assert stds.max() > 0.01  # not the round-tripped latents as they are
+    assert stds.max() > 0.01  # not the known latents as they are
     if trip:  # the trip moves the latents: the test tells the two apart
         assert all((z - x0[b, :, : z.shape[1]]).abs().mean() > 1e-3 for b, z in enumerate(trips))

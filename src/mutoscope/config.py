@@ -143,7 +143,7 @@ class TrainConfig:
     # to uint8, encoded alone: controls.tail_latents) instead of the clip's own. Tried 2026-12-07:
     # one continuation then drew its objects at the truth's size (median 1.63x -> 1.14x), but long
     # videos kept fewer of them across segments (14/144 + 1/36 boundaries against 17/144 + 3/36), and
-    # the decoder trained with weight_painted makes the trip small (1.07x). So off.
+    # the decoder trained with weight_painted makes the trip small (1.06x). So off.
     extend_trip: bool = False
     # DiT only: epochs over this many clips (0: every sample a new clip). Encoding a clip with the
     # frozen VAE costs about twice the DiT's forward and backward pass on it (the tiny presets, CPU):

@@ -264,8 +264,9 @@ def vae_loss(
     `model` is a CausalVAE, possibly wrapped (DDP); `noise` the posterior noise, drawn by the caller
     per sample so that a batch split across ranks draws the same numbers as one process."""
     xhat, mean, logvar = model(x, noise)
-    err = xhat.float() - x
-    w = object_weights(x, object_weight, xhat.detach().float() if weight_painted else None)
+    recon = xhat.float()
+    err = recon - x
+    w = object_weights(x, object_weight, recon.detach() if weight_painted else None)
     l1, l2 = (w * err.abs()).mean(), (w * err.pow(2)).mean()
     # Finite differences in x and y: flat colors on textured backgrounds live and die by edges.
     edge = (
