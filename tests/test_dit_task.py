@@ -249,3 +249,17 @@ def test_an_extension_sample_sees_its_first_latent_frames_blurred_by_a_clips_own
     assert stds.max() > 0.01  # not the known latents as they are
     if trip:  # the trip moves the latents: the test tells the two apart
         assert all((z - x0[b, :, : z.shape[1]]).abs().mean() > 1e-3 for b, z in enumerate(trips))
+
+
+def test_a_time_shift_moves_the_training_times_towards_noise_and_not_the_held_out_ones(test_vae):
+    """SD3's shift: each sample's logit of t moves by ln s, its noise unchanged; the held-out batch, the
+    yardstick across runs, keeps its times."""
+    import math
+
+    plain, shifted = dit_task(test_vae, unique_clips=0), dit_task(test_vae, unique_clips=0, t_shift=3.0)
+    a, b = plain.data[0], shifted.data[0]
+    assert torch.equal(a["noise"], b["noise"])
+    assert torch.allclose(torch.logit(b["t"]) - torch.logit(a["t"]), torch.full_like(a["t"], math.log(3.0)),
+                          atol=1e-4)  # fmt: skip
+    assert (b["t"] > a["t"]).all()
+    assert torch.equal(plain.held_out["t"], shifted.held_out["t"])

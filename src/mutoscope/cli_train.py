@@ -63,6 +63,11 @@ def add_parser(subparsers) -> None:
             p.add_argument("--extend-trip", action="store_true",
                            help="extension samples see their known latents after generation's decode-encode "
                                 "trip")  # fmt: skip
+            p.add_argument(
+                "--t-shift",
+                type=float,
+                help="draw training times shifted towards noise by this factor (SD3's shift)",
+            )
             p.add_argument("--unique-clips", type=int,
                            help="epochs over this many clips, encoded once (0: every clip new)")  # fmt: skip
         p.set_defaults(func=run_train, what=what)
@@ -106,7 +111,7 @@ ARG_FIELDS = {"steps": "max_steps", "batch": "batch_size", "lr": "lr", "warmup":
               "crop": "crop_size", "crop_frames": "crop_frames",
               "caption_dropout": "caption_dropout", "object_weight": "object_weight",
               "object_weight_power": "object_weight_power", "object_weight_keyed": "object_weight_keyed",
-              "unique_clips": "unique_clips"}  # fmt: skip
+              "unique_clips": "unique_clips", "t_shift": "t_shift"}  # fmt: skip
 
 # Defaults per task where TrainConfig's (DiT-minded) defaults do not fit the task.
 TASK_DEFAULTS = {"vae": dict(lr=6e-4, warmup_steps=200, batch_size=8, eval_every=250), "dit": {},

@@ -177,9 +177,10 @@ class DiTSample:
 
     def __init__(
         self, cfg: ModelConfig, tcfg: TrainConfig, seed: int, latent: tuple[int, ...], dropout: float,
-        with_controls: bool = True, unique_clips: int = 0, hide_share: float = 0.0,
+        with_controls: bool = True, unique_clips: int = 0, hide_share: float = 0.0, t_shift: float = 1.0,
     ):  # fmt: skip
         self.stream, self.seed, self.latent, self.dropout = world(cfg, seed), seed, latent, dropout
+        self.t_shift = t_shift
         self.hide_share = hide_share if cfg.text.color_features else 0.0  # color names hidden
         self.cfg, self.unique = cfg, unique_clips
         self.with_controls = with_controls and cfg.dit.cond_channels > 0
@@ -191,7 +192,7 @@ class DiTSample:
         caption = "" if rng.random() < self.dropout else scene[1].text
         caption = hide_colors(caption, rng, self.hide_share)
         gen = torch.Generator().manual_seed(sample_seed(self.seed, index, 4))
-        t = flow.sample_t(1, gen)[0]
+        t = flow.shift_t(flow.sample_t(1, gen)[0], self.t_shift)
         noise = torch.randn(self.latent, generator=gen)
         item = {"caption": caption, "t": t, "noise": noise}
         if self.unique and index >= self.unique:
@@ -246,7 +247,7 @@ class DiTTask:
         if unique < 0 or unique % tcfg.batch_size:
             raise ValueError(f"unique clips {unique} are not a multiple of the batch {tcfg.batch_size}")
         self.make = DiTSample(cfg, tcfg, tcfg.seed, latent, tcfg.caption_dropout, unique_clips=unique,
-                              hide_share=HIDE_COLORS)  # fmt: skip
+                              hide_share=HIDE_COLORS, t_shift=tcfg.t_shift)  # fmt: skip
         self.data = Batches(self.make, tcfg.batch_size, rank, world_size)
         # The first epoch's inputs, kept for the later ones (in the run directory too, when given).
         self.cache = None
