@@ -9,7 +9,7 @@ import torch
 
 from mutoscope.config import DiTConfig
 from mutoscope.diffusion import flow
-from mutoscope.diffusion.sampling import cfg_wrapper, euler, heun
+from mutoscope.diffusion.sampling import ancestral, cfg_wrapper, euler, heun
 from mutoscope.model import DiT, controls
 
 
@@ -109,7 +109,12 @@ def test_callback_counts_and_can_stop():
     assert len(calls) == 4  # two Heun steps, nothing after
 
 
-@pytest.mark.parametrize("sampler", [euler, heun])
+def _seeded(sampler):
+    """The sampler with a fresh generator of seed 1 each call: runs to compare draw the same noise."""
+    return lambda *args, **kw: sampler(*args, **kw, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("sampler", [euler, heun, _seeded(ancestral)])
 def test_a_projection_holds_its_region_on_the_path_to_its_target_and_leaves_the_rest(sampler):
     g = torch.Generator().manual_seed(0)
     noise, target = torch.randn(2, 6, generator=g), torch.randn(2, 6, generator=g)
@@ -130,6 +135,53 @@ def test_a_projection_holds_its_region_on_the_path_to_its_target_and_leaves_the_
     assert torch.allclose(project(x, torch.tensor(0.25))[:, 2], 0.5 * on_path[:, 2])  # a soft edge blends
     sampler(field, noise, ts, project=lambda x, t: seen.append(float(t)) or project(x, t))
     assert seen[0] == 1.0 and seen[-1] == 0.0  # from the start to the end
+
+
+def test_ancestral_at_eta_0_is_euler():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 5, generator=g)
+
+    def field(x, t):
+        return torch.sin(x) * t[:, None] + x
+
+    ts = flow.time_grid(7, shift=3.0)
+    assert torch.allclose(ancestral(field, x, ts, eta=0.0), euler(field, x, ts), atol=1e-6)
+
+
+def test_ancestral_keeps_every_state_on_the_flow_marginal_and_ends_on_the_data():
+    """Data all at one point c: the exact field is v = (x - c) / t, and the marginal at t is
+    (1 - t) c + t N(0, 1). Each step draws fresh noise, yet every state the sampler reaches has that
+    distribution (DDPM's posterior keeps the marginals), and t = 0 is c."""
+    c, n = 0.7, 40_000
+    x = torch.randn(n, generator=torch.Generator().manual_seed(0))
+    states = []
+
+    def watch(x, t):
+        states.append((float(t), x.clone()))
+        return x
+
+    ts = flow.time_grid(8)
+    end = ancestral(lambda x, t: (x - c) / t, x, ts, project=watch,
+                    generator=torch.Generator().manual_seed(1))  # fmt: skip
+    assert torch.allclose(end, torch.full_like(end, c), atol=1e-5)
+    for t, state in states[1:-1]:
+        implied = (state - (1 - t) * c) / t  # the noise each state is made of
+        assert abs(implied.mean()) < 0.02 and abs(implied.std() - 1) < 0.02, t
+        assert abs(torch.corrcoef(torch.stack([implied, x]))[0, 1]) < 0.99  # not just the start's noise
+    first = (states[1][1] - (1 - states[1][0]) * c) / states[1][0]
+    last = (states[-2][1] - (1 - states[-2][0]) * c) / states[-2][0]
+    assert abs(torch.corrcoef(torch.stack([first, last]))[0, 1]) < 0.5  # fresh noise over the path
+
+
+def test_ancestral_draws_its_noise_from_the_generator():
+    x = torch.randn(4, 6, generator=torch.Generator().manual_seed(0))
+
+    def field(x, t):
+        return x * 0.5
+
+    ts = flow.time_grid(5)
+    a, b, c = (ancestral(field, x, ts, generator=torch.Generator().manual_seed(s)) for s in (1, 1, 2))
+    assert torch.equal(a, b) and not torch.allclose(a, c)
 
 
 def _text_model(x, t, text, mask):

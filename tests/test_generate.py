@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -169,9 +170,18 @@ def test_seconds_shorter_trims_longer_extends(pipe, tmp_path):
     assert psnr(read_frames(long.video)[:8], read_frames(full.video)) > 30
 
 
-def test_heun_and_fp32(trained_like, tmp_path):
+def test_heun_ancestral_and_fp32(trained_like, tmp_path):
     req = GenerationRequest("a red ball", steps=2, seed=3, sampler="heun")
     assert generate(trained_like, req, tmp_path / "h.mp4").record["sampler"] == "heun"
+    # The stochastic sampler: its fresh noise comes from the seed, so a seed still gives one video.
+    runs = [dataclasses.replace(req, sampler="ancestral", seed=s, steps=3) for s in (3, 3, 4)]
+    videos = [
+        read_frames(generate(trained_like, r, tmp_path / f"a{i}.mp4").video) for i, r in enumerate(runs)
+    ]
+    assert np.array_equal(videos[0], videos[1]) and not np.array_equal(videos[0], videos[2])
+    euler_video = read_frames(generate(trained_like, dataclasses.replace(runs[0], sampler="euler"),
+                                       tmp_path / "e.mp4").video)  # fmt: skip
+    assert not np.array_equal(videos[0], euler_video)
     fp32 = load_model(preset="test", bf16=False)
     assert fp32.dit.patch_embed.weight.dtype == torch.float32 and fp32.model_id == trained_like.model_id
 

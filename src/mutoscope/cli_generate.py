@@ -45,7 +45,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--cfg", type=float, default=None, help="guidance scale, >= 0 (default: the model's)")
     p.add_argument("--seconds", type=float, default=2.0, help="video length (default 2; longer is extended)")
     p.add_argument(
-        "--sampler", choices=("euler", "heun"), default=None, help="ODE sampler (default: the model's)"
+        "--sampler",
+        choices=("euler", "heun", "ancestral"),
+        default=None,
+        help="sampler (default: the model's)",
     )
     p.add_argument("--out", default=None, help="output .mp4 (one prompt) or directory (default: outputs/)")
     c = p.add_argument_group("controls")

@@ -94,7 +94,8 @@ class SampleConfig:
     """Defaults for sampling; every one can be overridden per call of generate()."""
 
     steps: int = 20
-    sampler: str = "euler"  # euler | heun
+    # euler | heun | ancestral (diffusion/sampling.py); ancestral and Heun measured level with Euler.
+    sampler: str = "euler"
     cfg: float = 5.0
     shift: float = 1.0  # resolution-dependent time shift (SD3): larger for more latent tokens
     context: int = 1  # latent frames a continuing segment is given of the one before (1 or 2 trained)
@@ -150,7 +151,9 @@ class TrainConfig:
     # truth's latents noised to t0 (2026-12-07, 60 dev prompts) passed 71% of claims from t0 = 0.3,
     # 45% from 0.7 and ~30% from 1: the objects' layout, decided above t = 0.7, is what the model
     # gets wrong, and the logit-normal gives t > 0.8 one sample in twelve. The held-out batch keeps
-    # s = 1, so its loss stays comparable.
+    # s = 1, so its loss stays comparable. Tried at s = 2 (1600 steps from the shipped weights): the
+    # held-out loss fell 4-6% above t = 0.7 and rose 10% at t = 0.1, and the claims did not follow
+    # (dev level, familiar -2.8 points; from the truth at t0 = 0.7, 40% against 45%). So 1.
     t_shift: float = 1.0
     # DiT only: epochs over this many clips (0: every sample a new clip). Encoding a clip with the
     # frozen VAE costs about twice the DiT's forward and backward pass on it (the tiny presets, CPU):

@@ -144,7 +144,7 @@ def base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -
         at = start + (0 if tail is None else overlap - 1)
         hold = held_regions(pipe, plan, maps, still, noise, start / cfg.fps, at / cfg.fps)
         with torch.inference_mode():
-            z = SAMPLERS[plan.sampler](model, noise, ts, callback=step, project=hold)
+            z = SAMPLERS[plan.sampler](model, noise, ts, callback=step, project=hold, generator=generator)
         timings["denoise_s"] = timings.get("denoise_s", 0.0) + time.perf_counter() - t0
         t0 = time.perf_counter()
         z = pipe.vae.denormalize(z.float()).to(next(pipe.vae.parameters()).dtype)
