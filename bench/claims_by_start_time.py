@@ -24,7 +24,7 @@ import torch
 from mutoscope.data.world_stream import from_model, to_model
 from mutoscope.diffusion.flow import time_grid
 from mutoscope.diffusion.sampling import SAMPLERS, cfg_wrapper
-from mutoscope.eval.runner import _row
+from mutoscope.eval.runner import judged_row
 from mutoscope.eval.suites import suite
 from mutoscope.model import controls
 from mutoscope.pipeline import Pipeline, load_model
@@ -89,7 +89,7 @@ def main() -> None:
             frames = from_noised_truth(pipe, truth, text, mask, p.seed, t0)
             path, source = out / f"{p.index:04d}.mp4", f"from the truth at t0 {t0}"
             write_mp4(path, frames, cfg.fps, record={"prompt": p.text, "source": source})
-            rows.append(_row(p, source, path, time.perf_counter() - start))
+            rows.append(judged_row(p, source, path, time.perf_counter() - start))
         (out / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         print(f"t0 {t0:.2f}: {summary(rows)}", flush=True)
 

@@ -38,7 +38,8 @@ def painted(perception: list[FramePerception]) -> dict[str, float]:
     }
 
 
-def _row(p: SuitePrompt, source: str, video: Path, seconds: float) -> dict:
+def judged_row(p: SuitePrompt, source: str, video: Path, seconds: float) -> dict:
+    """The report's row of one prompt: its clip judged against its claims, with what the clip paints."""
     report = judge(video, list(p.claims))
     return {
         "source": source,
@@ -62,7 +63,7 @@ def run_ground_truth(prompts: list[SuitePrompt], out: Path, width: int, height: 
         start = time.perf_counter()
         path = out / f"{p.index:04d}.mp4"
         write_mp4(path, render(p.spec, width, height, fps), fps, record={"prompt": p.text, "source": "truth"})
-        on_row(_row(p, "ground truth", path, time.perf_counter() - start))
+        on_row(judged_row(p, "ground truth", path, time.perf_counter() - start))
 
 
 def vae_roundtrip(vae, frames: np.ndarray) -> np.ndarray:
@@ -84,7 +85,7 @@ def run_vae(prompts: list[SuitePrompt], vae, size: tuple[int, int], fps: float, 
         path = out / f"{p.index:04d}.mp4"
         frames = vae_roundtrip(vae, render(p.spec, *size, fps))
         write_mp4(path, frames, fps, record={"prompt": p.text, "source": "vae"})
-        on_row(_row(p, "ground truth through the VAE", path, time.perf_counter() - start))
+        on_row(judged_row(p, "ground truth through the VAE", path, time.perf_counter() - start))
 
 
 def run_model(prompts: list[SuitePrompt], pipe, source: str, out: Path, steps: int | None,
@@ -97,4 +98,4 @@ def run_model(prompts: list[SuitePrompt], pipe, source: str, out: Path, steps: i
         start = time.perf_counter()
         req = GenerationRequest(prompt=p.text, seed=p.seed, steps=steps, cfg=cfg)
         result = generate(pipe, req, out / f"{p.index:04d}.mp4")
-        on_row(_row(p, source, Path(result.video), time.perf_counter() - start))
+        on_row(judged_row(p, source, Path(result.video), time.perf_counter() - start))
