@@ -4,10 +4,12 @@
 encodes each suite prompt's ground-truth render with the model's VAE, noises it to t0 on the straight
 path (1 - t0) z + t0 noise (the suite seed's noise, as generate() draws it), runs the model's sampler
 from t0 to 0 on the model's time grid (its steps below t0), decodes, writes the MP4 and judges it
-(SDEdit, Meng et al. 2022). t0 = 1 is plain generation; t0 -> 0 approaches the truth through the
-VAE. A model that passes most claims from t0 = 0.3 but few from 1 draws what it is shown and fails
-at laying the scene out; one that fails from 0.3 too cannot draw the objects. Writes
-`t{t0}/rows.jsonl` (the eval report's rows) under --out and prints a table per t0.
+(SDEdit, Meng et al. 2022). t0 = 1 is plain generation (without generate()'s watermark, so a clip
+may differ from the eval's by a verdict); t0 -> 0 approaches the truth through the VAE. A model
+that passes most claims from t0 = 0.3 but few from 1 draws what it is shown and fails at laying the
+scene out; one that fails from 0.3 too cannot draw the objects. Writes
+`t{t0}/rows.jsonl` (the eval report's rows) under --out and prints the eval report's table, a column
+per t0.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ import torch
 from mutoscope.data.world_stream import from_model, to_model
 from mutoscope.diffusion.flow import time_grid
 from mutoscope.diffusion.sampling import SAMPLERS, cfg_wrapper
+from mutoscope.eval.report import markdown, summarise
 from mutoscope.eval.runner import judged_row
 from mutoscope.eval.suites import suite
 from mutoscope.model import controls
@@ -38,8 +40,7 @@ def from_noised_truth(pipe: Pipeline, frames: np.ndarray, text, mask, seed: int,
     """uint8 (T, H, W, 3): the truth's latents noised to t0, sampled to 0 by the model, decoded."""
     cfg, weight = pipe.config, next(pipe.vae.parameters())
     shape = pipe.vae.latent_shape(cfg.frames, cfg.height, cfg.width)
-    x = to_model(torch.from_numpy(frames))[None].to(weight.dtype)
-    z0 = pipe.vae.normalize(pipe.vae.encode(x.contiguous(memory_format=torch.channels_last_3d))[0].float())
+    z0 = controls.clip_latents(pipe.vae, to_model(torch.from_numpy(frames))[None].to(weight.dtype))
     noise = torch.randn(1, *shape, generator=torch.Generator().manual_seed(seed))
     grid = time_grid(pipe.sample.steps, pipe.sample.shift)
     ts = torch.cat([torch.tensor([t0]), grid[grid < t0]])
@@ -49,21 +50,8 @@ def from_noised_truth(pipe: Pipeline, frames: np.ndarray, text, mask, seed: int,
     model = cfg_wrapper(with_cond(pipe.dit, cond), text[:1], mask[:1], text[1:], mask[1:], pipe.sample.cfg)
     z = SAMPLERS[pipe.sample.sampler](model, (1 - t0) * z0 + t0 * noise, ts)
     z = pipe.vae.denormalize(z.float()).to(weight.dtype)
-    video = torch.cat(list(pipe.vae.iter_decode(z)), dim=2)[0].float()
+    video = pipe.vae.decode_streamed(z)[0].float()
     return from_model(video.clamp(-1, 1)).cpu().numpy()
-
-
-def summary(rows: list[dict]) -> str:
-    by: Counter = Counter()
-    for r in rows:
-        for v in r["verdicts"]:
-            by[v["type"], "n"] += 1
-            by[v["type"], "passed"] += v["passed"]
-    types = sorted({k for k, _ in by})
-    passed, total = sum(by[k, "passed"] for k in types), sum(by[k, "n"] for k in types)
-    cover = np.mean([r["scene"]["object_cover"] for r in rows])
-    parts = " ".join(f"{k} {100 * by[k, 'passed'] / by[k, 'n']:.0f}%" for k in types)
-    return f"{100 * passed / total:.1f}% ({passed}/{total}); {parts}; object cover {cover:.3f}"
 
 
 def main() -> None:
@@ -78,6 +66,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     pipe = load_model(args.model)
     cfg, prompts = pipe.config, suite(args.suite, args.n)
+    every: list[dict] = []
     for t0 in args.t0:
         out = args.out / f"t{t0:.2f}"
         out.mkdir(parents=True, exist_ok=True)
@@ -91,7 +80,8 @@ def main() -> None:
             write_mp4(path, frames, cfg.fps, record={"prompt": p.text, "source": source})
             rows.append(judged_row(p, source, path, time.perf_counter() - start))
         (out / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        print(f"t0 {t0:.2f}: {summary(rows)}", flush=True)
+        every += rows
+    print(markdown(summarise(every)))
 
 
 if __name__ == "__main__":

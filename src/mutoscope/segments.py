@@ -149,7 +149,7 @@ def base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -
         t0 = time.perf_counter()
         z = pipe.vae.denormalize(z.float()).to(next(pipe.vae.parameters()).dtype)
         with torch.inference_mode():
-            video = torch.cat(list(pipe.vae.iter_decode(z)), dim=2)[0].float()  # (3, T, H, W)
+            video = pipe.vae.decode_streamed(z)[0].float()  # (3, T, H, W)
         rgb = from_model(video.clamp(-1, 1)).cpu().numpy()
         timings["decode_s"] = timings.get("decode_s", 0.0) + time.perf_counter() - t0
         if plan.anchor:
