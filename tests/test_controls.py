@@ -592,7 +592,7 @@ def test_a_continuation_given_two_latent_frames_repeats_eight_and_adds_eight(tmp
     assert err.value.code == "input.context.invalid"
 
 
-def test_continuing_segments_take_their_own_guidance_scale(tmp_path):
+def test_segments_from_known_frames_take_their_own_guidance_scale(tmp_path):
     from mutoscope.request import check_request
     from mutoscope.segments import base_frames
 
@@ -611,6 +611,10 @@ def test_continuing_segments_take_their_own_guidance_scale(tmp_path):
     assert len(same) == len(apart) == 2  # a first segment and one that continues it
     assert np.array_equal(same[0], apart[0])  # the same guidance, the same frames
     assert not np.array_equal(same[1], apart[1])
+    # Image-to-video: the first segment starts from a known frame too, so it takes continue_cfg.
+    still = np.full((pipe.config.height, pipe.config.width, 3), 90, np.uint8)
+    keyed, keyed_apart = chunks(first_frame=still), chunks(first_frame=still, continue_cfg=1.0)
+    assert not np.array_equal(keyed[0], keyed_apart[0])
     assert generate(pipe, req, tmp_path / "r.mp4").record["continue_cfg"] == 6.0  # None: the cfg
     with pytest.raises(UserError) as err:
         generate(pipe, dataclasses.replace(req, continue_cfg=-1.0), tmp_path / "bad.mp4")

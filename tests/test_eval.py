@@ -8,7 +8,14 @@ import pytest
 
 from mutoscope.eval.controls import psnr
 from mutoscope.eval.report import NOTHING_NOVEL, markdown, novelty_markdown, plot, summarise
-from mutoscope.eval.runner import object_cover, painted, run_ground_truth, run_vae, vae_roundtrip
+from mutoscope.eval.runner import (
+    object_cover,
+    painted,
+    run_ground_truth,
+    run_model,
+    run_vae,
+    vae_roundtrip,
+)
 from mutoscope.eval.suites import SUITE_SIZES, per_background, suite
 from mutoscope.world.claims import holds
 from mutoscope.world.holdout import HELD_OUT_WORDS_BY_KIND, held_out_pairs, in_training, is_novel
@@ -117,6 +124,20 @@ def test_vae_baseline_is_the_truth_through_the_models_vae(tmp_path, one_thread):
     assert psnr(through, truth) > 20
     assert psnr(read_frames(tmp_path / "0000.mp4"), through) > 30  # what was judged: that, through H.264
     assert psnr(vae_roundtrip(load_model(preset="tiny").vae, truth), truth) < 15
+
+
+def test_image_to_video_runs_start_from_the_truths_first_frame(tmp_path, one_thread):
+    from mutoscope.generate import load_model
+    from mutoscope.post.mp4 import read_frames
+
+    pipe, prompts = load_model(), suite("quick", 1)
+    truth = render(prompts[0].spec, 64, 64, 8.0)
+    rows = []
+    for given in (False, True):
+        run_model(prompts, pipe, "m", tmp_path / str(given), 2, None, rows.append, first_frame=given)
+    plain, keyed = (read_frames(tmp_path / str(g) / "0000.mp4") for g in (False, True))
+    assert psnr(keyed[:1], truth[:1]) > 30 > psnr(plain[:1], truth[:1])  # given, and anchored to it
+    assert [len(r["verdicts"]) for r in rows] == [len(prompts[0].claims)] * 2
 
 
 def test_cli_measures_a_candidate_vaes_ceiling_alone(tmp_path, capsys, trained_test_vae, one_thread):

@@ -216,6 +216,8 @@ def test_cli_one_prompt(tmp_path, capsys):
                 "4",
                 "--cfg",
                 "3",
+                "--continue-cfg",
+                "1.5",
                 "--negative",
                 "red",
                 "--out",
@@ -233,6 +235,7 @@ def test_cli_one_prompt(tmp_path, capsys):
         3.0,
         "red",
     )
+    assert record["continue_cfg"] == 1.5
 
 
 def test_cli_batch_through_the_console_script(tmp_path):

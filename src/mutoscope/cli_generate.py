@@ -43,6 +43,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one, recorded)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
     p.add_argument("--cfg", type=float, default=None, help="guidance scale, >= 0 (default: the model's)")
+    p.add_argument("--continue-cfg", type=float, default=None,
+                   help="guidance of segments that start from known frames: --first-frame, --extend and "
+                        "each later segment of a long video (default: the model's)")  # fmt: skip
     p.add_argument("--seconds", type=float, default=2.0, help="video length (default 2; longer is extended)")
     p.add_argument(
         "--sampler",
@@ -152,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "steps": args.steps,
         "cfg": args.cfg,
+        "continue_cfg": args.continue_cfg,
         "seconds": args.seconds,
         "sampler": args.sampler,
         **control_args(args),

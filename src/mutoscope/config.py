@@ -99,8 +99,10 @@ class SampleConfig:
     cfg: float = 5.0
     shift: float = 1.0  # resolution-dependent time shift (SD3): larger for more latent tokens
     context: int = 1  # latent frames a continuing segment is given of the one before (1 or 2 trained)
-    # Guidance of a continuing segment, None: cfg. Its known frames carry the objects already, and the
-    # prompt guided as strongly again paints them a little larger in every segment (docs/BENCHMARKS.md).
+    # Guidance of a segment that starts from known frames (a first keyframe, or a continuation's tail),
+    # None: cfg. The frames carry the objects already; the prompt guided as strongly again repaints
+    # them as text-to-video does, larger and blobbier in every latent frame (docs/BENCHMARKS.md,
+    # "Guidance from known frames").
     continue_cfg: float | None = None
 
 

@@ -40,7 +40,7 @@ class GenerationRequest:
     seed: int | None = None
     steps: int | None = None  # None: the model's SampleConfig
     cfg: float | None = None
-    continue_cfg: float | None = None  # guidance of the segments that continue known frames
+    continue_cfg: float | None = None  # guidance of segments that start from known frames (keyframe, tail)
     seconds: float = 2.0
     sampler: str | None = None
     watermark: bool = True  # the invisible mark (post/watermark.py) in every frame and the poster
@@ -83,7 +83,7 @@ class Plan:
     static: np.ndarray | None = None  # (H, W) mask
     tail: np.ndarray | None = None  # (overlap, H, W, 3) frames an extension continues from
     overlap: int = 4  # frames a continuing segment repeats of the one before: context latent frames
-    continue_cfg: float | None = None  # the guidance of a continuing segment; None: cfg
+    continue_cfg: float | None = None  # the guidance of a segment from known frames; None: cfg
     extends: str | None = None
     negative: str = ""
     notes: list[str] = field(default_factory=list)
@@ -95,9 +95,10 @@ class Plan:
         """The frame the video must end on: the last keyframe, or the first one for a loop."""
         return self.last if self.last is not None else (self.first if self.loop else None)
 
-    def guidance(self, continuing: bool) -> float:
-        """The guidance scale of a segment: continue_cfg for one that continues known frames."""
-        return self.continue_cfg if continuing and self.continue_cfg is not None else self.cfg
+    def guidance(self, from_known: bool) -> float:
+        """The guidance scale of a segment: continue_cfg for one that starts from known frames (a
+        first keyframe, or the tail of the segment before), cfg for one drawn from the prompt alone."""
+        return self.continue_cfg if from_known and self.continue_cfg is not None else self.cfg
 
     @property
     def controlled(self) -> bool:

@@ -132,7 +132,7 @@ def base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -
         noise = torch.randn(1, Cz, Tz, Hz, Wz, generator=generator).to(pipe.device)
         i = prompts.index(prompt)
         t0 = time.perf_counter()
-        scale = plan.guidance(continuing=tail is not None)
+        scale = plan.guidance(from_known=tail is not None or known_first is not None)
         model = cfg_wrapper(
             with_cond(pipe.dit, cond), states[i : i + 1], mask[i : i + 1], states[-1:], mask[-1:], scale
         )

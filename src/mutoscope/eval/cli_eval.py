@@ -28,6 +28,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--model", default=None, help="model directory (default: the shipped model)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
     p.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's)")
+    p.add_argument(
+        "--continue-cfg",
+        type=float,
+        default=None,
+        help="guidance from a known frame, as --first-frame gives (default: the model's)",
+    )
     p.add_argument("--baselines", default=",".join(BASELINES),
                    help="comma list of baselines to run beside the model: truth, vae (the truth through "
                         "the model's VAE: the ceiling of its DiT), untrained")  # fmt: skip
@@ -35,6 +41,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--vae", default=None,
                    help="the vae baseline through this VAE (a VAE run or a model directory) "
                         "instead of the model's, and no model generated: a VAE's ceiling")  # fmt: skip
+    p.add_argument("--first-frame", action="store_true",
+                   help="image-to-video: each prompt's ground-truth first frame is given as the first "
+                        "keyframe, so the suite measures what the model makes of a known frame")  # fmt: skip
     p.add_argument("--out", default="out/eval", help="report directory")
     p.set_defaults(func=run)
 
@@ -79,14 +88,16 @@ def run(args: argparse.Namespace) -> int:
         if "vae" in baselines:
             run_vae(prompts, vae, (cfg.width, cfg.height), cfg.fps, out / "vae", keep)
         if args.vae is None:  # a candidate VAE's ceiling is measured alone
-            run_model(prompts, pipe, "model", out / "model", args.steps, args.cfg, keep)
+            given = {"first_frame": args.first_frame, "continue_cfg": args.continue_cfg}
+            run_model(prompts, pipe, "model", out / "model", args.steps, args.cfg, keep, **given)
             if "untrained" in baselines:
                 fresh = load_model(preset=cfg.name)
-                run_model(prompts, fresh, "untrained", out / "untrained", args.steps, args.cfg, keep)
+                run_model(prompts, fresh, "untrained", out / "untrained", args.steps, args.cfg, keep, **given)
     summary = summarise(rows)
     table = markdown(summary)
     what = f"VAE {args.vae}" if args.vae else f"model {args.model or 'shipped default'}"
-    title = f"# eval: suite {args.suite}, {len(prompts)} prompts, {what}\n\n"
+    given = ", the truth's first frame given" if args.first_frame else ""
+    title = f"# eval: suite {args.suite}, {len(prompts)} prompts{given}, {what}\n\n"
     novel = novelty_markdown(summary)
     (out / "report.md").write_text(title + table + "\n" + novel + "\n![claims](claims.png)\n")
     plot(summary, out / "claims.png")
