@@ -97,10 +97,10 @@ def run_model(prompts: list[SuitePrompt], pipe, source: str, out: Path, steps: i
     from mutoscope.generate import GenerationRequest, generate
 
     out.mkdir(parents=True, exist_ok=True)
-    cf = pipe.config
+    mc = pipe.config
     for p in prompts:
         start = time.perf_counter()
-        first = render(p.spec, cf.width, cf.height, cf.fps)[0] if first_frame else None
+        first = render(p.spec, mc.width, mc.height, mc.fps)[0] if first_frame else None
         req = GenerationRequest(
             prompt=p.text, seed=p.seed, steps=steps, cfg=cfg, first_frame=first, continue_cfg=continue_cfg
         )
