@@ -52,13 +52,15 @@ def done_record(client: httpx.Client, gen_id: str) -> dict:
 def test_keyframes_and_camera(server):
     client = server.user()
     first = upload_image(client, picture())
-    a = submit(client, "a red ball rolls", keyframes={"first": first}).json()["id"]
+    a = submit(client, "a red ball rolls", keyframes={"first": first}, continue_guidance=1.5).json()["id"]
     b = submit(client, "a red ball rolls", keyframes={"loop": True}, camera={"preset": "pan_left"}).json()[
         "id"
     ]
     axes = {"pan": 3, "zoom": -2}
     c = submit(client, "a red ball rolls", camera={"axes": axes}).json()["id"]
-    assert done_record(client, a)["controls"] == {"first_frame": first}  # named by its upload id
+    record = done_record(client, a)
+    assert record["controls"] == {"first_frame": first}  # named by its upload id
+    assert record["continue_cfg"] == 1.5  # the guidance from the known frame
     looped = done_record(client, b)["controls"]
     assert looped == {"loop": True, "camera": {"pan": -5.0}}  # the preset as its axes
     assert done_record(client, c)["controls"] == {"camera": {"pan": 3.0, "zoom": -2.0}}
@@ -163,6 +165,7 @@ def test_bad_inputs_are_422_before_any_credits(server):
             ({"keyframes": {"loop": True, "last": mine}}, ["body", "keyframes"]),
             ({"camera": {"preset": "pan_left", "axes": {"pan": 1}}}, ["body", "camera"]),
             ({"camera": {"axes": {"pan": 11}}}, ["body", "camera", "axes", "pan"]),
+            ({"continue_guidance": -1}, ["body", "continue_guidance"]),
         ]:
             r = submit(client, **fields)
             assert r.status_code == 422 and r.json()["code"] == "request.field.invalid", r.text

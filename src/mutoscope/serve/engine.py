@@ -147,8 +147,8 @@ def to_request(params: dict[str, Any], inputs: Inputs, width: int, height: int) 
     name, camera.axes -> the dict of axes; motion_brush.regions -> brush [{mask, path: [[seconds, x,
     y], ...]}] (the trajectory at its `times`, or spread evenly over the requested seconds);
     motion_brush.static_mask -> static_mask; extend.generation_id -> the source's MP4;
-    resolution + aspect -> size "WxH" (capabilities.output_size); guidance -> cfg; camera.path and
-    storyboard pass through as lists of dicts.
+    resolution + aspect -> size "WxH" (capabilities.output_size); guidance -> cfg; continue_guidance
+    -> continue_cfg; camera.path and storyboard pass through as lists of dicts.
     """
     from mutoscope.generate import GenerationRequest
 
@@ -175,6 +175,7 @@ def to_request(params: dict[str, Any], inputs: Inputs, width: int, height: int) 
         seed=params.get("seed"),
         steps=params.get("steps"),
         cfg=params.get("guidance"),
+        continue_cfg=params.get("continue_guidance"),
         sampler=params.get("sampler"),
         seconds=seconds,
         first_frame=file(keyframes.get("first")),

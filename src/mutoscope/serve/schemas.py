@@ -118,6 +118,9 @@ class GenerationCreate(Strict):
     seed: int | None = Field(default=None, ge=0, le=2**53)  # drawn and recorded when absent
     steps: int | None = Field(default=None, ge=1, le=500)
     guidance: float | None = Field(default=None, ge=0, le=30)
+    # Guidance of segments that start from known frames (a first keyframe, an extension, the later
+    # segments of a long video); default: the model's (2 for the shipped one, against 8 from text).
+    continue_guidance: float | None = Field(default=None, ge=0, le=30)
     sampler: str | None = None
     resolution: str = "base"
     aspect: str | None = None
