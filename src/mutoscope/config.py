@@ -153,10 +153,10 @@ class TrainConfig:
     # truth's latents noised to t0 (2026-12-07, 60 dev prompts: bench/claims_by_start_time.py) passed
     # 70% of claims from t0 = 0.3, 63% from 0.5, 45% from 0.7 and 26% from 1: the objects' layout,
     # decided above t = 0.5, is what the model gets wrong, and the logit-normal gives t > 0.8 one
-    # sample in twelve. The held-out batch keeps
-    # s = 1, so its loss stays comparable. Tried at s = 2 (1600 steps from the shipped weights): the
-    # held-out loss fell 4-6% above t = 0.7 and rose 10% at t = 0.1, and the claims did not follow
-    # (dev level, familiar -2.8 points; from the truth at t0 = 0.7, 40% against 45%). So 1.
+    # sample in twelve. The held-out batch keeps s = 1, so its loss stays comparable. Tried at s = 2
+    # (1600 steps from the shipped weights): the held-out loss fell 4-6% above t = 0.7 and rose 10% at
+    # t = 0.1, and the claims did not follow (dev level, familiar -2.8 points; from the truth at
+    # t0 = 0.7, 40% against 45%). So 1.
     t_shift: float = 1.0
     # DiT only: epochs over this many clips (0: every sample a new clip). Encoding a clip with the
     # frozen VAE costs about twice the DiT's forward and backward pass on it (the tiny presets, CPU):

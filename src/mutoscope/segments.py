@@ -127,12 +127,13 @@ def base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -
         # A continuing segment starts on the tail (an extension's first one on the given video's, frame 0).
         start = max(made - (0 if tail is None else overlap), 0)
         known_first = first if k == 0 else None
+        still = tail[-1] if tail is not None else known_first  # the latest known frame
         maps = segment_maps(pipe, plan, start)
         cond = segment_cond(pipe, plan, k, maps, tail, known_first)
         noise = torch.randn(1, Cz, Tz, Hz, Wz, generator=generator).to(pipe.device)
         i = prompts.index(prompt)
         t0 = time.perf_counter()
-        scale = plan.guidance(from_known=tail is not None or known_first is not None)
+        scale = plan.guidance(from_known=still is not None)
         model = cfg_wrapper(
             with_cond(pipe.dit, cond), states[i : i + 1], mask[i : i + 1], states[-1:], mask[-1:], scale
         )
@@ -140,7 +141,6 @@ def base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -
         def step(done: int, total: int, k=k) -> None:
             callback("denoise", k * total + done, n * total)
 
-        still = tail[-1] if tail is not None else known_first  # the latest known frame
         at = start + (0 if tail is None else overlap - 1)
         hold = held_regions(pipe, plan, maps, still, noise, start / cfg.fps, at / cfg.fps)
         with torch.inference_mode():

@@ -96,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
     summary = summarise(rows)
     table = markdown(summary)
     what = f"VAE {args.vae}" if args.vae else f"model {args.model or 'shipped default'}"
-    given = ", the truth's first frame given" if args.first_frame else ""
-    title = f"# eval: suite {args.suite}, {len(prompts)} prompts{given}, {what}\n\n"
+    keyed = ", the truth's first frame given" if args.first_frame else ""
+    title = f"# eval: suite {args.suite}, {len(prompts)} prompts{keyed}, {what}\n\n"
     novel = novelty_markdown(summary)
     (out / "report.md").write_text(title + table + "\n" + novel + "\n![claims](claims.png)\n")
     plot(summary, out / "claims.png")
