@@ -619,3 +619,57 @@ def test_segments_from_known_frames_take_their_own_guidance_scale(tmp_path):
     with pytest.raises(UserError) as err:
         generate(pipe, dataclasses.replace(req, continue_cfg=-1.0), tmp_path / "bad.mp4")
     assert err.value.code == "input.continue_cfg.invalid" and not (tmp_path / "bad.mp4").exists()
+
+
+def test_image_first_draws_the_first_latent_frame_alone_then_the_segment_from_it(tmp_path, monkeypatch):
+    """Text-to-image, then image-to-video: the first segment's first latent frame is sampled by itself
+    (guided at cfg), then given to the whole segment as a continuation's first latent frame (guided at
+    continue_cfg); later segments continue as before, and a segment from a keyframe has no image stage."""
+    from mutoscope.diffusion.flow import time_grid
+
+    pipe = load_model(preset="test")
+    with torch.no_grad():  # the zero-initialised gates and head made random: the prompt now matters
+        for p in pipe.dit.parameters():
+            if not p.abs().any():
+                p.normal_(0.0, 0.05)
+    C = pipe.config.vae.latent_channels
+    Tz = pipe.vae.latent_shape(pipe.config.frames, pipe.config.height, pipe.config.width)[1]
+    calls = []
+    forward = pipe.dit.forward
+
+    def spy(x, t, text, mask, cond=None):
+        v = forward(x, t, text, mask, cond)
+        calls.append((x, t, cond, v))
+        return v
+
+    monkeypatch.setattr(pipe.dit, "forward", spy)
+    seen = []
+    req = GenerationRequest(
+        "a ball", seed=3, steps=2, seconds=1.5, cfg=6.0, continue_cfg=1.0, image_first=True
+    )
+    result = generate(pipe, req, tmp_path / "i.mp4", callback=lambda *a: seen.append(a))
+    assert result.record["image_first"] is True
+    assert [a for a in seen if a[0] == "denoise"] == [("denoise", d, 6) for d in range(1, 7)]  # 2 + 2 x 2
+    # The image stage: one latent frame, guided (a batch of 2); then two segments unguided (batch 1).
+    made = [(c[0].shape[0], c[0].shape[2]) for c in calls]
+    assert made == [(2, 1), (2, 1), (1, Tz), (1, Tz), (1, Tz), (1, Tz)]
+    x, t, _, v = calls[1]  # the image stage's last Euler step, to t = 0
+    v_cond, v_neg = v.chunk(2)
+    image = x[:1] - t[0] * (v_neg + 6.0 * (v_cond - v_neg))
+    assert time_grid(2, pipe.sample.shift)[-1] == 0
+    first_segment = calls[2][2][0]
+    assert torch.allclose(first_segment[:C, 0], image[0, :, 0], atol=1e-5)
+    assert first_segment[C, 0].min() == 1 and first_segment[C, 1:].max() == 0  # known: latent frame 0
+    # Without it, the first segment is drawn from the prompt alone, at cfg.
+    calls.clear()
+    plain = generate(pipe, dataclasses.replace(req, image_first=False), tmp_path / "p.mp4")
+    assert plain.record["image_first"] is False
+    assert [c[0].shape[0] for c in calls][:2] == [2, 2] and calls[0][2][0, C].max() == 0
+    # From a keyframe there is nothing to draw first.
+    calls.clear()
+    still = np.full((pipe.config.height, pipe.config.width, 3), 90, np.uint8)
+    generate(pipe, dataclasses.replace(req, first_frame=still), tmp_path / "k.mp4")
+    assert all(c[0].shape[2] == Tz for c in calls)
+    with pytest.raises(UserError) as err:
+        generate(pipe, dataclasses.replace(req, image_first="yes"), tmp_path / "bad.mp4")
+    assert err.value.code == "input.image_first.invalid" and not (tmp_path / "bad.mp4").exists()

@@ -263,3 +263,42 @@ def test_a_time_shift_moves_the_training_times_towards_noise_and_not_the_held_ou
                           atol=1e-4)  # fmt: skip
     assert (b["t"] > a["t"]).all()
     assert torch.equal(plain.held_out["t"], shifted.held_out["t"])
+
+
+def test_text_to_image_samples_are_the_first_latent_frames_of_other_kept_clips(test_vae):
+    """Each video sample brings `images_per_sample` others' first latent frames, spread over the fixed
+    clips by whole batches (so a torchrun rank keeps them), with captions, noise and times of their own;
+    their loss is the flow loss of those frames alone, without controls, added to the video's."""
+    from mutoscope.diffusion import flow
+
+    task = dit_task(test_vae, unique_clips=16, images_per_sample=3)
+    batch = task.data[0]  # samples 0..3 of clips 0..3; images of clips 4.., 8.., 12.. (the 4 batches / 4)
+    assert batch["image_clip"].tolist() == [[4, 8, 12], [5, 9, 13], [6, 10, 14], [7, 11, 15]]
+    assert batch["image_noise"].shape == (4, 3, *task.make.image_latent)
+    texts = {c: task.make.stream.scene(c)[1].text for c in range(16)}
+    for clips, captions in zip(batch["image_clip"].tolist(), batch["image_caption"], strict=True):
+        assert all(c in ("", texts[k]) for k, c in zip(clips, captions, strict=True))
+    assert "video" in batch and "video" not in task.data[4]  # epochs over the 16 clips as before
+    assert torch.equal(task.data[0]["noise"], dit_task(test_vae, unique_clips=16).data[0]["noise"])
+
+    seen = []
+
+    def zero(x, t, text, mask, cond):
+        seen.append(cond)
+        return torch.zeros_like(x)
+
+    loss, metrics = task.loss(zero, batch)
+    image_cond = seen[-1]  # every control off (the model's inputs take them all)
+    assert image_cond.shape == (12, task.cfg.dit.cond_channels, 1, *task.make.latent[-2:])
+    assert not image_cond.any()
+    assert sorted(task.cache.rows) == list(range(16))  # the images' clips encoded and kept too
+    x0, _, objects = task.cache.get(batch["image_clip"].flatten().tolist(), torch.device("cpu"))
+    first = x0[:, :, :1]
+    err = flow.target(first, batch["image_noise"].flatten(0, 1)).pow(2)
+    fade = (1 - batch["image_t"].flatten()).view(-1, 1, 1, 1, 1)
+    image = object_weighted_mean(err, objects[:, :, :1] * fade, task.tcfg.object_weight)
+    assert metrics["image"] == pytest.approx(image.item(), rel=1e-5)
+    video, _ = task.flow_loss(zero, task.data[0], *task.inputs(task.data[0], task.cache))
+    assert loss.item() == pytest.approx(video.item() + image.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="unique-clips"):
+        dit_task(test_vae, unique_clips=0, images_per_sample=1)

@@ -46,6 +46,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--continue-cfg", type=float, default=None,
                    help="guidance of segments that start from known frames: --first-frame, --extend and "
                         "each later segment of a long video (default: the model's)")  # fmt: skip
+    p.add_argument("--image-first", action=argparse.BooleanOptionalAction, default=None,
+                   help="draw a segment's first frame from the prompt first, then the segment from it "
+                        "(default: the model's)")  # fmt: skip
     p.add_argument("--seconds", type=float, default=2.0, help="video length (default 2; longer is extended)")
     p.add_argument(
         "--sampler",
@@ -156,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
         "steps": args.steps,
         "cfg": args.cfg,
         "continue_cfg": args.continue_cfg,
+        "image_first": args.image_first,
         "seconds": args.seconds,
         "sampler": args.sampler,
         **control_args(args),
@@ -195,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
         stage = ["denoise"]
 
         def progress(name: str, done: int, total: int, bar=bar, stage=stage) -> None:
-            if name != stage[0]:  # a new stage: decode counts latent frames
+            if name != stage[0] or total != bar.total:  # a new stage (decode counts latent frames)
                 stage[0] = name
                 bar.set_description(name)
                 bar.reset(total=total)

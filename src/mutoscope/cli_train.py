@@ -70,6 +70,9 @@ def add_parser(subparsers) -> None:
             )
             p.add_argument("--unique-clips", type=int,
                            help="epochs over this many clips, encoded once (0: every clip new)")  # fmt: skip
+            p.add_argument("--images-per-sample", type=int,
+                           help="text-to-image samples (first latent frames of other fixed clips) added per "
+                                "video sample (needs --unique-clips)")  # fmt: skip
         p.set_defaults(func=run_train, what=what)
     p = sub.add_parser("export", help="write EMA weights as safetensors + config.json")
     p.add_argument("--vae-run", type=Path, help="a VAE run: its weights, latent statistics measured")
@@ -111,7 +114,8 @@ ARG_FIELDS = {"steps": "max_steps", "batch": "batch_size", "lr": "lr", "warmup":
               "crop": "crop_size", "crop_frames": "crop_frames",
               "caption_dropout": "caption_dropout", "object_weight": "object_weight",
               "object_weight_power": "object_weight_power", "object_weight_keyed": "object_weight_keyed",
-              "unique_clips": "unique_clips", "t_shift": "t_shift"}  # fmt: skip
+              "unique_clips": "unique_clips", "t_shift": "t_shift",
+              "images_per_sample": "images_per_sample"}  # fmt: skip
 
 # Defaults per task where TrainConfig's (DiT-minded) defaults do not fit the task.
 TASK_DEFAULTS = {"vae": dict(lr=6e-4, warmup_steps=200, batch_size=8, eval_every=250), "dit": {},

@@ -41,6 +41,7 @@ class GenerationRequest:
     steps: int | None = None  # None: the model's SampleConfig
     cfg: float | None = None
     continue_cfg: float | None = None  # guidance of segments that start from known frames (keyframe, tail)
+    image_first: bool | None = None  # text-to-image, then image-to-video (SampleConfig); None: the model's
     seconds: float = 2.0
     sampler: str | None = None
     watermark: bool = True  # the invisible mark (post/watermark.py) in every frame and the poster
@@ -84,6 +85,7 @@ class Plan:
     tail: np.ndarray | None = None  # (overlap, H, W, 3) frames an extension continues from
     overlap: int = 4  # frames a continuing segment repeats of the one before: context latent frames
     continue_cfg: float | None = None  # the guidance of a segment from known frames; None: cfg
+    image_first: bool = False  # a segment from the prompt alone samples its first latent frame first
     extends: str | None = None
     negative: str = ""
     notes: list[str] = field(default_factory=list)
@@ -199,6 +201,10 @@ def check_request(pipe: Pipeline, req: GenerationRequest, out: Path) -> Plan:
     plan.anchor = bool(req.anchor)
     again = pipe.sample.continue_cfg if req.continue_cfg is None else req.continue_cfg
     plan.continue_cfg = scale if again is None else _guidance(again, "continue_cfg")
+    image_first = pipe.sample.image_first if req.image_first is None else req.image_first
+    if not isinstance(image_first, bool):
+        raise UserError("input.image_first.invalid", f"image_first is true or false, got {image_first!r}")
+    plan.image_first = image_first
     td, base = cfg.vae.temporal_down, cfg.frames
     context = pipe.sample.context if req.context is None else req.context
     latent_frames = pipe.vae.latent_shape(base, cfg.height, cfg.width)[1]
@@ -228,7 +234,7 @@ def check_request(pipe: Pipeline, req: GenerationRequest, out: Path) -> Plan:
             _tail(req.extend, cfg, plan.overlap),
             str(req.extend) if not isinstance(req.extend, np.ndarray) else "frames",
         )
-    if plan.controlled and not pipe.config.dit.cond_channels:
+    if (plan.controlled or plan.image_first) and not pipe.config.dit.cond_channels:
         raise UserError(
             "model.controls.unsupported", f"model {pipe.model_id} takes no control inputs (text only)"
         )

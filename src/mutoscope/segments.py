@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 
 import numpy as np
 import torch
@@ -123,6 +124,8 @@ def base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -
     ts = time_grid(plan.steps, pipe.sample.shift)
     tail, first, made = plan.tail, plan.first, 0
     n = len(plan.segments)
+    # Progress over every sampler step: the segments', and the first one's image stage if it has one.
+    image_steps = plan.steps if plan.image_first and first is None and tail is None else 0
     for k, prompt in enumerate(plan.segments):
         # A continuing segment starts on the tail (an extension's first one on the given video's, frame 0).
         start = max(made - (0 if tail is None else overlap), 0)
@@ -132,14 +135,23 @@ def base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -
         cond = segment_cond(pipe, plan, k, maps, tail, known_first)
         noise = torch.randn(1, Cz, Tz, Hz, Wz, generator=generator).to(pipe.device)
         i = prompts.index(prompt)
+        text = (states[i : i + 1], mask[i : i + 1], states[-1:], mask[-1:])
         t0 = time.perf_counter()
-        scale = plan.guidance(from_known=still is not None)
-        model = cfg_wrapper(
-            with_cond(pipe.dit, cond), states[i : i + 1], mask[i : i + 1], states[-1:], mask[-1:], scale
-        )
 
-        def step(done: int, total: int, k=k) -> None:
-            callback("denoise", k * total + done, n * total)
+        def step(done: int, total: int, k=k, offset=image_steps) -> None:
+            callback("denoise", offset + k * total + done, image_steps + n * total)
+
+        from_known = still is not None
+        if plan.image_first and not from_known:  # text-to-image, then the segment from that frame
+            image_noise = torch.randn(1, Cz, 1, Hz, Wz, generator=generator).to(pipe.device)
+            image = cfg_wrapper(with_cond(pipe.dit, cond[:, :, :1]), *text, plan.cfg)
+            with torch.inference_mode():
+                z0 = SAMPLERS[plan.sampler](image, image_noise, ts, callback=partial(step, offset=0),
+                                            generator=generator)  # fmt: skip
+            cond = cond.clone()
+            controls.set_keyframes(cond[0], z0[0].to(cond), [0])  # as a continuation's first latent frame
+            from_known = True
+        model = cfg_wrapper(with_cond(pipe.dit, cond), *text, plan.guidance(from_known=from_known))
 
         at = start + (0 if tail is None else overlap - 1)
         hold = held_regions(pipe, plan, maps, still, noise, start / cfg.fps, at / cfg.fps)

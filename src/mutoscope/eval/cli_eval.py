@@ -44,6 +44,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--first-frame", action="store_true",
                    help="image-to-video: each prompt's ground-truth first frame is given as the first "
                         "keyframe, so the suite measures what the model makes of a known frame")  # fmt: skip
+    p.add_argument("--image-first", action=argparse.BooleanOptionalAction, default=None,
+                   help="text-to-image, then image-to-video (default: the model's sample.json)")  # fmt: skip
     p.add_argument("--out", default="out/eval", help="report directory")
     p.set_defaults(func=run)
 
@@ -88,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
         if "vae" in baselines:
             run_vae(prompts, vae, (cfg.width, cfg.height), cfg.fps, out / "vae", keep)
         if args.vae is None:  # a candidate VAE's ceiling is measured alone
-            given = {"first_frame": args.first_frame, "continue_cfg": args.continue_cfg}
+            given = {"first_frame": args.first_frame, "continue_cfg": args.continue_cfg,
+                     "image_first": args.image_first}  # fmt: skip
             run_model(prompts, pipe, "model", out / "model", args.steps, args.cfg, keep, **given)
             if "untrained" in baselines:
                 fresh = load_model(preset=cfg.name)
@@ -97,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     table = markdown(summary)
     what = f"VAE {args.vae}" if args.vae else f"model {args.model or 'shipped default'}"
     keyed = ", the truth's first frame given" if args.first_frame else ""
+    keyed += {True: ", image first", False: ", not image first", None: ""}[args.image_first]
     title = f"# eval: suite {args.suite}, {len(prompts)} prompts{keyed}, {what}\n\n"
     novel = novelty_markdown(summary)
     (out / "report.md").write_text(title + table + "\n" + novel + "\n![claims](claims.png)\n")

@@ -184,20 +184,43 @@ class DiTSample:
         self.hide_share = hide_share if cfg.text.color_features else 0.0  # color names hidden
         self.cfg, self.unique = cfg, unique_clips
         self.with_controls = with_controls and cfg.dit.cond_channels > 0
+        self.images, self.batch = tcfg.images_per_sample if with_controls else 0, tcfg.batch_size
+        if self.images and not unique_clips:
+            raise ValueError("text-to-image samples (--images-per-sample) are drawn from --unique-clips")
+        self.image_latent = (latent[0], 1, *latent[2:])
 
     def __call__(self, index: int) -> dict[str, Any]:
         clip = index % self.unique if self.unique else index
         scene = self.stream.scene(clip)
-        rng = np.random.default_rng(sample_seed(self.seed, index, 3))
-        caption = "" if rng.random() < self.dropout else scene[1].text
-        caption = hide_colors(caption, rng, self.hide_share)
-        gen = torch.Generator().manual_seed(sample_seed(self.seed, index, 4))
-        t = flow.shift_t(flow.sample_t(1, gen)[0], self.t_shift)
-        noise = torch.randn(self.latent, generator=gen)
-        item = {"caption": caption, "t": t, "noise": noise}
+        item = self.flow_inputs(scene[1].text, index, self.latent)
+        if self.images:
+            item |= self.image_inputs(index)
         if self.unique and index >= self.unique:
             return item | {"clip": torch.tensor(clip)}
         return item | self.clip_inputs(clip, scene)
+
+    def flow_inputs(self, caption: str, index: int, latent: tuple[int, ...], salt: int = 0) -> dict[str, Any]:
+        """A sample's caption (or "" with probability caption_dropout), flow noise of `latent`'s shape
+        and time, drawn from (seed, index, salt)."""
+        rng = np.random.default_rng(sample_seed(self.seed, index, 3 + salt))
+        caption = "" if rng.random() < self.dropout else caption
+        caption = hide_colors(caption, rng, self.hide_share)
+        gen = torch.Generator().manual_seed(sample_seed(self.seed, index, 4 + salt))
+        t = flow.shift_t(flow.sample_t(1, gen)[0], self.t_shift)
+        return {"caption": caption, "t": t, "noise": torch.randn(latent, generator=gen)}
+
+    def image_inputs(self, index: int) -> dict[str, Any]:
+        """Sample `index`'s text-to-image samples: the first latent frames of `images` other clips,
+        spread over the fixed clips so that each is an image `images` times an epoch. Their offsets
+        are whole batches, so they fall in this rank's share of the clips (LatentStore's `keeps`)."""
+        batches = self.unique // self.batch
+        clips = [(index + (j + 1) * batches // (self.images + 1) * self.batch) % self.unique
+                 for j in range(self.images)]  # fmt: skip
+        made = [self.flow_inputs(self.stream.scene(c)[1].text, index * self.images + j, self.image_latent, 10)
+                for j, c in enumerate(clips)]  # fmt: skip
+        return {"image_clip": torch.tensor(clips), "image_caption": [m["caption"] for m in made],
+                "image_t": torch.stack([m["t"] for m in made]),
+                "image_noise": torch.stack([m["noise"] for m in made])}  # fmt: skip
 
     def clip_inputs(self, clip: int, scene=None) -> dict[str, Any]:
         """What a sample takes from its clip alone: the frames (rendered with the drawn camera), where
@@ -289,7 +312,19 @@ class DiTTask:
         return self.vae.normalize(mean.float())
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
-        return self.flow_loss(model, batch, *self.inputs(batch, self.cache))
+        loss, metrics = self.flow_loss(model, batch, *self.inputs(batch, self.cache))
+        if "image_clip" not in batch:
+            return loss, metrics
+        # Text-to-image: the first latent frames of the kept clips (encoded here when not kept yet),
+        # without controls, in a forward of their own (a quarter of a video's tokens each).
+        images = {"clip": batch["image_clip"].flatten(), "t": batch["image_t"].flatten(),
+                  "noise": batch["image_noise"].flatten(0, 1),
+                  "caption": [c for row in batch["image_caption"] for c in row]}  # fmt: skip
+        x0, _, objects = self.inputs(images, self.cache)
+        x0 = x0[:, :, :1]
+        off = x0.new_zeros(x0.shape[0], self.cfg.dit.cond_channels, *x0.shape[2:])  # every control off
+        image_loss, _ = self.flow_loss(model, images, x0, off, objects[:, :, :1])
+        return loss + image_loss, metrics | {"image": image_loss.item()}
 
     def inputs(self, batch: dict[str, Any], cache: LatentStore | None) -> tuple[torch.Tensor, ...]:
         """(x0 latents, control maps or None, object cover) of the batch's clips: encoded from their
