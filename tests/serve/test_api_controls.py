@@ -57,13 +57,15 @@ def test_keyframes_and_camera(server):
         "id"
     ]
     axes = {"pan": 3, "zoom": -2}
-    c = submit(client, "a red ball rolls", camera={"axes": axes}).json()["id"]
+    c = submit(client, "a red ball rolls", camera={"axes": axes}, image_first=True).json()["id"]
     record = done_record(client, a)
     assert record["controls"] == {"first_frame": first}  # named by its upload id
     assert record["continue_cfg"] == 1.5  # the guidance from the known frame
     looped = done_record(client, b)["controls"]
     assert looped == {"loop": True, "camera": {"pan": -5.0}}  # the preset as its axes
-    assert done_record(client, c)["controls"] == {"camera": {"pan": 3.0, "zoom": -2.0}}
+    record = done_record(client, c)
+    assert record["controls"] == {"camera": {"pan": 3.0, "zoom": -2.0}} and record["image_first"] is True
+    assert done_record(client, a)["image_first"] is False  # the model's default
 
 
 def test_motion_brush(server):
@@ -166,6 +168,7 @@ def test_bad_inputs_are_422_before_any_credits(server):
             ({"camera": {"preset": "pan_left", "axes": {"pan": 1}}}, ["body", "camera"]),
             ({"camera": {"axes": {"pan": 11}}}, ["body", "camera", "axes", "pan"]),
             ({"continue_guidance": -1}, ["body", "continue_guidance"]),
+            ({"image_first": "yes"}, ["body", "image_first"]),
         ]:
             r = submit(client, **fields)
             assert r.status_code == 422 and r.json()["code"] == "request.field.invalid", r.text

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 UploadId = Annotated[str, Field(pattern=r"^upl_[0-9A-Z]{26}$")]
 GenerationId = Annotated[str, Field(pattern=r"^gen_[0-9A-Z]{26}$")]
@@ -121,6 +121,8 @@ class GenerationCreate(Strict):
     # Guidance of segments that start from known frames (a first keyframe, an extension, the later
     # segments of a long video); default: the model's (2 for the shipped one, against 8 from text).
     continue_guidance: float | None = Field(default=None, ge=0, le=30)
+    # Text-to-video as text-to-image, then image-to-video; default: the model's.
+    image_first: StrictBool | None = None  # "yes" is a 422, not true
     sampler: str | None = None
     resolution: str = "base"
     aspect: str | None = None
