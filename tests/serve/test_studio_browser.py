@@ -135,6 +135,11 @@ def test_studio_end_to_end(studio, tmp_path):
         _drag(page, canvas, [(0.32, 0.5), (0.5, 0.42), (0.7, 0.46), (0.85, 0.5)])  # where it goes
         expect(page.locator("#brush-status")).to_contain_text(re.compile(r"Region 1: painted, path of \d+"))
         page.mouse.move(0, 0)
+        page.locator("#sec-advanced summary").click()  # the guidance from the keyframe, and image-first
+        _set_range(page, "#continue-guidance", 1.5)
+        expect(page.locator("#continue-guidance-out")).to_have_text("1.5")
+        page.get_by_label("Draw the first frame first, then the video from it").check()
+        page.locator("#sec-advanced summary").click()
         page.set_viewport_size({"width": 1440, "height": 2300})  # the whole composer, controls open
         page.locator(".composer").evaluate("c => c.scrollTo(0, 0)")
         page.screenshot(path=str(ARTIFACTS / "studio_controls.png"))
@@ -148,6 +153,8 @@ def test_studio_end_to_end(studio, tmp_path):
         assert gen["status"] == "succeeded", gen
         params = gen["params"]
         assert UPL.match(params["keyframes"]["first"]), params
+        assert params["continue_guidance"] == 1.5 and params["image_first"] is True, params
+        assert gen["outputs"]["record"]["continue_cfg"] == 1.5
         axes = {"horizontal": 0, "vertical": 0, "pan": 4, "tilt": 0, "roll": 0, "zoom": -3}
         assert params["camera"] == {"axes": axes}
         [region] = params["motion_brush"]["regions"]
@@ -279,7 +286,7 @@ def test_studio_end_to_end(studio, tmp_path):
     assert errors == [], errors
 
 
-def _set_range(page, selector: str, value: int) -> None:
+def _set_range(page, selector: str, value: float) -> None:
     set_value = "([s, v]) => { const e = document.querySelector(s); e.value = v; "
     page.evaluate(set_value + "e.dispatchEvent(new Event('input')); }", [selector, value])
 

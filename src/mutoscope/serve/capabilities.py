@@ -49,6 +49,8 @@ class Capabilities:
     max_steps: int = 200
     default_steps: int = 20
     default_guidance: float = 5.0
+    default_continue_guidance: float | None = None  # from known frames; None: default_guidance
+    default_image_first: bool = False
     negative_prompt: bool = True
     resolutions: tuple[str, ...] = ("base",)
     aspects: tuple[str, ...] = ("1:1",)

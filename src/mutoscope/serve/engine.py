@@ -111,6 +111,8 @@ class GenerateEngine:
             max_steps=min(MAX_STEPS, 500),
             default_steps=sample.steps,
             default_guidance=sample.cfg,
+            default_continue_guidance=sample.continue_cfg,
+            default_image_first=sample.image_first,
             negative_prompt=True,
             resolutions=("base", *TIERS) if post["upscale"] else ("base",),
             aspects=tuple(dict.fromkeys((native, *TIER_ASPECTS))) if post["upscale"] else (native,),

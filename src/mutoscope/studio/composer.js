@@ -78,8 +78,10 @@ export class Composer {
       this._lengthChanged(true);
     });
 
-    const guidance = $("#guidance");
-    guidance.addEventListener("input", () => { $("#guidance-out").textContent = Number(guidance.value).toFixed(1); fillRange(guidance); });
+    for (const id of ["guidance", "continue-guidance"]) {
+      const range = $(`#${id}`);
+      range.addEventListener("input", () => { $(`#${id}-out`).textContent = Number(range.value).toFixed(1); fillRange(range); });
+    }
     $("#seed-dice").addEventListener("click", () => { $("#seed").value = Math.floor(Math.random() * 2 ** 31); });
     this.takes = radios($("#takes"), () => this._cost());
     $("#resolution").addEventListener("change", () => this._format());
@@ -125,9 +127,12 @@ export class Composer {
     if (!this._touchedDefaults && model) {
       steps.value = caps.default_steps || 20;
       $("#guidance").value = caps.default_guidance ?? 5;
+      $("#continue-guidance").value = caps.default_continue_guidance ?? caps.default_guidance ?? 5;
+      $("#image-first").checked = Boolean(caps.default_image_first);
       this._touchedDefaults = true;
     }
     $("#guidance").dispatchEvent(new Event("input"));
+    $("#continue-guidance").dispatchEvent(new Event("input"));
 
     // output format: the model's tiers, aspects and frame rates
     const res = $("#resolution");
@@ -271,6 +276,8 @@ export class Composer {
     $("#negative").value = params.negative_prompt || "";
     $("#seed").value = params.seed ?? "";
     if (params.guidance !== undefined) $("#guidance").value = params.guidance;
+    if (params.continue_guidance != null) $("#continue-guidance").value = params.continue_guidance;
+    if (params.image_first != null) $("#image-first").checked = params.image_first;
     if (params.steps) $("#steps").value = params.steps;
     $("#sampler").value = params.sampler || "";
     const caps = this.caps || { resolutions: ["base"] };
@@ -292,6 +299,7 @@ export class Composer {
     }
     if (params.seconds) this.seconds.value = params.seconds;
     $("#guidance").dispatchEvent(new Event("input"));
+    $("#continue-guidance").dispatchEvent(new Event("input"));
     this._clampSeconds();
     this.prompt.dispatchEvent(new Event("input"));
     $(".composer").scrollTo({ top: 0, behavior: "smooth" });
@@ -307,6 +315,8 @@ export class Composer {
       prompt,
       seconds: Number(this.seconds.value),
       guidance: Number($("#guidance").value),
+      continue_guidance: Number($("#continue-guidance").value),
+      image_first: $("#image-first").checked,
       steps: Math.round(Number($("#steps").value)) || undefined,
     };
     const negative = $("#negative").value.trim();
