@@ -665,11 +665,13 @@ def test_image_first_draws_the_first_latent_frame_alone_then_the_segment_from_it
     plain = generate(pipe, dataclasses.replace(req, image_first=False), tmp_path / "p.mp4")
     assert plain.record["image_first"] is False
     assert [c[0].shape[0] for c in calls][:2] == [2, 2] and calls[0][2][0, C].max() == 0
-    # From a keyframe there is nothing to draw first.
-    calls.clear()
+    # From a keyframe there is nothing to draw first; a camera move keeps the guidance that pushes it.
     still = np.full((pipe.config.height, pipe.config.width, 3), 90, np.uint8)
-    generate(pipe, dataclasses.replace(req, first_frame=still), tmp_path / "k.mp4")
-    assert all(c[0].shape[2] == Tz for c in calls)
+    for name, change in (("k", {"first_frame": still}), ("c", {"camera": "pan_left"})):
+        calls.clear()
+        generate(pipe, dataclasses.replace(req, **change), tmp_path / f"{name}.mp4")
+        assert all(c[0].shape[2] == Tz for c in calls)
+    assert [c[0].shape[0] for c in calls][:2] == [2, 2]  # the camera's segment guided at cfg
     with pytest.raises(UserError) as err:
         generate(pipe, dataclasses.replace(req, image_first="yes"), tmp_path / "bad.mp4")
     assert err.value.code == "input.image_first.invalid" and not (tmp_path / "bad.mp4").exists()

@@ -125,7 +125,7 @@ def base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -
     tail, first, made = plan.tail, plan.first, 0
     n = len(plan.segments)
     # Progress over every sampler step: the segments', and the first one's image stage if it has one.
-    image_steps = plan.steps if plan.image_first and first is None and tail is None else 0
+    image_steps = plan.steps if plan.image_stage else 0
     for k, prompt in enumerate(plan.segments):
         # A continuing segment starts on the tail (an extension's first one on the given video's, frame 0).
         start = max(made - (0 if tail is None else overlap), 0)
@@ -142,7 +142,7 @@ def base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -
             callback("denoise", offset + k * total + done, image_steps + n * total)
 
         from_known = still is not None
-        if plan.image_first and not from_known:  # text-to-image, then the segment from that frame
+        if k == 0 and plan.image_stage:  # text-to-image, then the segment from that frame
             image_noise = torch.randn(1, Cz, 1, Hz, Wz, generator=generator).to(pipe.device)
             image = cfg_wrapper(with_cond(pipe.dit, cond[:, :, :1]), *text, plan.cfg)
             with torch.inference_mode():
