@@ -622,9 +622,10 @@ def test_segments_from_known_frames_take_their_own_guidance_scale(tmp_path):
 
 
 def test_image_first_draws_the_first_latent_frame_alone_then_the_segment_from_it(tmp_path, monkeypatch):
-    """Text-to-image, then image-to-video: the first segment's first latent frame is sampled by itself
+    """Text-to-image, then image-to-video: a one-segment video's first latent frame is sampled by itself
     (guided at cfg), then given to the whole segment as a continuation's first latent frame (guided at
-    continue_cfg); later segments continue as before, and a segment from a keyframe has no image stage."""
+    continue_cfg). A video from a keyframe, with a camera move, or longer than a segment has no image
+    stage."""
     from mutoscope.diffusion.flow import time_grid
 
     pipe = load_model(preset="test")
@@ -644,15 +645,13 @@ def test_image_first_draws_the_first_latent_frame_alone_then_the_segment_from_it
 
     monkeypatch.setattr(pipe.dit, "forward", spy)
     seen = []
-    req = GenerationRequest(
-        "a ball", seed=3, steps=2, seconds=1.5, cfg=6.0, continue_cfg=1.0, image_first=True
-    )
+    req = GenerationRequest("a ball", seed=3, steps=2, seconds=1, cfg=6.0, continue_cfg=1.0, image_first=True)
     result = generate(pipe, req, tmp_path / "i.mp4", callback=lambda *a: seen.append(a))
     assert result.record["image_first"] is True
-    assert [a for a in seen if a[0] == "denoise"] == [("denoise", d, 6) for d in range(1, 7)]  # 2 + 2 x 2
-    # The image stage: one latent frame, guided (a batch of 2); then two segments unguided (batch 1).
+    assert [a for a in seen if a[0] == "denoise"] == [("denoise", d, 4) for d in range(1, 5)]  # 2 + 2
+    # The image stage: one latent frame, guided (a batch of 2); then the segment unguided (batch 1).
     made = [(c[0].shape[0], c[0].shape[2]) for c in calls]
-    assert made == [(2, 1), (2, 1), (1, Tz), (1, Tz), (1, Tz), (1, Tz)]
+    assert made == [(2, 1), (2, 1), (1, Tz), (1, Tz)]
     x, t, _, v = calls[1]  # the image stage's last Euler step, to t = 0
     v_cond, v_neg = v.chunk(2)
     image = x[:1] - t[0] * (v_neg + 6.0 * (v_cond - v_neg))
@@ -665,13 +664,15 @@ def test_image_first_draws_the_first_latent_frame_alone_then_the_segment_from_it
     plain = generate(pipe, dataclasses.replace(req, image_first=False), tmp_path / "p.mp4")
     assert plain.record["image_first"] is False
     assert [c[0].shape[0] for c in calls][:2] == [2, 2] and calls[0][2][0, C].max() == 0
-    # From a keyframe there is nothing to draw first; a camera move keeps the guidance that pushes it.
+    # From a keyframe there is nothing to draw first; a camera move keeps the guidance that pushes it;
+    # a longer video keeps its first segment's objects as drawn at once.
     still = np.full((pipe.config.height, pipe.config.width, 3), 90, np.uint8)
-    for name, change in (("k", {"first_frame": still}), ("c", {"camera": "pan_left"})):
+    changes = {"k": {"first_frame": still}, "c": {"camera": "pan_left"}, "l": {"seconds": 1.5}}
+    for name, change in changes.items():
         calls.clear()
         generate(pipe, dataclasses.replace(req, **change), tmp_path / f"{name}.mp4")
         assert all(c[0].shape[2] == Tz for c in calls)
-    assert [c[0].shape[0] for c in calls][:2] == [2, 2]  # the camera's segment guided at cfg
+    assert [c[0].shape[0] for c in calls][:2] == [2, 2]  # a first segment of two, guided at cfg
     with pytest.raises(UserError) as err:
         generate(pipe, dataclasses.replace(req, image_first="yes"), tmp_path / "bad.mp4")
     assert err.value.code == "input.image_first.invalid" and not (tmp_path / "bad.mp4").exists()

@@ -107,7 +107,7 @@ class SampleConfig:
     # Text-to-video as text-to-image, then image-to-video (Emu Video's factorisation): a segment
     # drawn from the prompt alone first samples its first latent frame by itself (a quarter of the
     # tokens), then the whole segment from it, as a continuation of that frame (at continue_cfg).
-    # Not where a motion control is given: those keep the strong guidance that pushes the move.
+    # Only for a video of one segment without motion controls (request.Plan.image_stage).
     image_first: bool = False
 
 

@@ -104,12 +104,15 @@ class Plan:
 
     @property
     def image_stage(self) -> bool:
-        """Whether the first segment is drawn as text-to-image, then image-to-video (image_first): it
-        starts from no known frame, and no motion control asks for the strong guidance that pushes
-        towards the requested move (at continue_cfg 2 the camera followed in 47-87% of clips against
-        70-97% at cfg 8: docs/BENCHMARKS.md)."""
+        """Whether the video, one segment long, is drawn as text-to-image, then image-to-video
+        (image_first): it starts from no known frame; no motion control asks for the strong guidance
+        that pushes towards the requested move (at continue_cfg 2 the camera followed in 47-87% of
+        clips against 70-97% at cfg 8); and no later segment continues it (the image stage's extra
+        objects carried into every later one: 26 of 144 boundaries kept against 44). Both measured
+        in docs/BENCHMARKS.md, "Text-to-image first"."""
         motion = self.camera is not None or bool(self.brush) or self.static is not None
-        return self.image_first and self.first is None and self.tail is None and not motion
+        alone = self.first is None and self.tail is None and len(self.segments) == 1
+        return self.image_first and alone and not motion
 
     @property
     def controlled(self) -> bool:
