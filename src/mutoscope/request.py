@@ -108,7 +108,7 @@ class Plan:
         (image_first): it starts from no known frame; no motion control asks for the strong guidance
         that pushes towards the requested move (at continue_cfg 2 the camera followed in 47-87% of
         clips against 70-97% at cfg 8); and no later segment continues it (the image stage's extra
-        objects carried into every later one: 26 of 144 boundaries kept against 44). Both measured
+        objects carried into every later one: 26 of 144 boundaries kept against 40). Both measured
         in docs/BENCHMARKS.md, "Text-to-image first"."""
         motion = self.camera is not None or bool(self.brush) or self.static is not None
         alone = self.first is None and self.tail is None and len(self.segments) == 1
