@@ -455,6 +455,9 @@ def test_a_text_only_model_refuses_controls(tmp_path):
     with pytest.raises(UserError) as e:
         generate(text_only, GenerationRequest("a ball", camera="pan_left"), tmp_path / "x.mp4")
     assert e.value.code == "model.controls.unsupported"
+    with pytest.raises(UserError) as e:  # the image stage hands its frame on as a keyframe
+        generate(text_only, GenerationRequest("a ball", seconds=1, image_first=True), tmp_path / "x.mp4")
+    assert e.value.code == "model.controls.unsupported" and list(tmp_path.iterdir()) == []
 
 
 def test_cli_controls(tmp_path, capsys):

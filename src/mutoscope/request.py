@@ -246,7 +246,7 @@ def check_request(pipe: Pipeline, req: GenerationRequest, out: Path) -> Plan:
             _tail(req.extend, cfg, plan.overlap),
             str(req.extend) if not isinstance(req.extend, np.ndarray) else "frames",
         )
-    if (plan.controlled or plan.image_first) and not pipe.config.dit.cond_channels:
+    if plan.controlled and not pipe.config.dit.cond_channels:
         raise UserError(
             "model.controls.unsupported", f"model {pipe.model_id} takes no control inputs (text only)"
         )
@@ -270,6 +270,10 @@ def check_request(pipe: Pipeline, req: GenerationRequest, out: Path) -> Plan:
         start = 0 if k == 0 else first_new + (k - 1) * step  # the segment's first new frame
         shot = int(np.searchsorted(bounds, start / cfg.fps, side="right")) - 1
         plan.segments.append(shots[min(shot, len(shots) - 1)][0])
+    if plan.image_stage and not pipe.config.dit.cond_channels:  # the drawn frame goes in as a keyframe
+        raise UserError(
+            "model.controls.unsupported", f"model {pipe.model_id} takes no keyframes, so no image_first"
+        )
     return plan
 
 

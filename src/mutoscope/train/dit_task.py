@@ -322,7 +322,8 @@ class DiTTask:
                   "caption": [c for row in batch["image_caption"] for c in row]}  # fmt: skip
         x0, _, objects = self.inputs(images, self.cache)
         x0 = x0[:, :, :1]
-        off = x0.new_zeros(x0.shape[0], self.cfg.dit.cond_channels, *x0.shape[2:])  # every control off
+        cond = self.cfg.dit.cond_channels  # every control off, as a text-only DiT takes none
+        off = x0.new_zeros(x0.shape[0], cond, *x0.shape[2:]) if cond else None
         image_loss, _ = self.flow_loss(model, images, x0, off, objects[:, :, :1])
         return loss + image_loss, metrics | {"image": image_loss.item()}
 
