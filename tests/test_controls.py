@@ -679,3 +679,64 @@ def test_image_first_draws_the_first_latent_frame_alone_then_the_segment_from_it
     with pytest.raises(UserError) as err:
         generate(pipe, dataclasses.replace(req, image_first="yes"), tmp_path / "bad.mp4")
     assert err.value.code == "input.image_first.invalid" and not (tmp_path / "bad.mp4").exists()
+
+
+def test_the_image_stage_runs_on_its_own_dit_at_its_own_guidance(tmp_path, monkeypatch):
+    """A model directory's image.safetensors (a DiT trained on text-to-image samples alone, exported
+    with `train export --image-run`) samples the image stage, at image_cfg; the video DiT the
+    segment, at continue_cfg. Both files go into the model id."""
+    from mutoscope.diffusion.flow import time_grid
+    from mutoscope.pipeline import save_model
+    from mutoscope.train.export import export
+
+    base = load_model(preset="test")
+    video_dir = save_model(tmp_path / "video", base.config, base.dit, base.vae)
+    image_src = tmp_path / "image_src"
+    torch.manual_seed(5)
+    image_dit = DiT(base.config.dit)
+    with torch.no_grad():
+        for p in image_dit.parameters():
+            p.normal_(0.0, 0.05)  # unlike the video DiT's zero-initialised gates: its own weights
+    save_model(image_src, base.config, image_dit, base.vae)
+    both = export(tmp_path / "both", dit_run=video_dir, image_run=image_src)
+    with pytest.raises(ValueError, match="beside a video DiT"):
+        export(tmp_path / "none", image_run=image_src)
+    pipe, plain = load_model(both), load_model(video_dir)
+    assert pipe.image_dit is not None and plain.image_dit is None and plain.image_model is plain.dit
+    assert pipe.model_id != plain.model_id == load_model(video_dir).model_id
+    calls = []
+
+    def spy(name, module):
+        forward = module.forward
+
+        def wrapped(x, t, text, mask, cond=None):
+            v = forward(x, t, text, mask, cond)
+            calls.append((name, x, t, v, cond))
+            return v
+
+        monkeypatch.setattr(module, "forward", wrapped)
+
+    spy("image", pipe.image_dit)
+    spy("video", pipe.dit)
+    req = GenerationRequest("a ball", seed=3, steps=2, seconds=1, cfg=6.0, continue_cfg=1.0, image_first=True,
+                            image_cfg=2.5)  # fmt: skip
+    result = generate(pipe, req, tmp_path / "i.mp4")
+    assert result.record["image_cfg"] == 2.5 and result.record["model"] == pipe.model_id
+    Tz = pipe.vae.latent_shape(pipe.config.frames, pipe.config.height, pipe.config.width)[1]
+    assert [(c[0], c[1].shape[0], c[1].shape[2]) for c in calls] == [
+        ("image", 2, 1), ("image", 2, 1), ("video", 1, Tz), ("video", 1, Tz)
+    ]  # fmt: skip
+    _, x, t, v, _ = calls[1]  # the image stage's last step, to t = 0, guided at image_cfg
+    v_cond, v_neg = v.chunk(2)
+    assert time_grid(2, pipe.sample.shift)[-1] == 0
+    assert v_cond.abs().sum() > 0  # the image DiT's own weights, not the video DiT's zero head
+    image = x[:1] - t[0] * (v_neg + 2.5 * (v_cond - v_neg))
+    handed = calls[2][4][0, : base.config.vae.latent_channels, 0]  # the segment's keyframe latent 0
+    assert torch.allclose(handed, image[0, :, 0], atol=1e-5)
+    assert not torch.allclose(handed, (x[:1] - t[0] * (v_neg + 6.0 * (v_cond - v_neg)))[0, :, 0], atol=1e-3)
+    # Without an image stage there is no image guidance to record; a bad one is refused.
+    plain_run = generate(pipe, dataclasses.replace(req, image_first=False), tmp_path / "p.mp4")
+    assert plain_run.record["image_cfg"] is None
+    with pytest.raises(UserError) as err:
+        generate(pipe, dataclasses.replace(req, image_cfg=-1.0), tmp_path / "bad.mp4")
+    assert err.value.code == "input.image_cfg.invalid" and not (tmp_path / "bad.mp4").exists()

@@ -3,6 +3,7 @@ epochs over a fixed set of clips (the latents encoded once)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -302,3 +303,57 @@ def test_text_to_image_samples_are_the_first_latent_frames_of_other_kept_clips(t
     assert loss.item() == pytest.approx(video.item() + image.item(), rel=1e-5)
     with pytest.raises(ValueError, match="unique-clips"):
         dit_task(test_vae, unique_clips=0, images_per_sample=1)
+
+
+def test_an_image_only_run_trains_on_first_latent_frames_and_ships_beside_the_video_dit(test_vae, tmp_path):
+    """`--image-only`: every sample is a clip's first temporal_down frames (its first latent frame, as
+    the causal VAE encodes it within the whole clip), its caption, no control; the run's EMA ships as
+    the model directory's image.safetensors (`train export --image-run`)."""
+    from safetensors.torch import load_file
+
+    from mutoscope.data.world_stream import to_model
+    from mutoscope.train.export import export
+    from mutoscope.train.loop import train
+
+    task = dit_task(test_vae, unique_clips=8, image_only=True)
+    cfg, td = task.cfg, task.cfg.vae.temporal_down
+    batch = task.data[0]
+    assert batch["video"].shape == (4, 3, td, cfg.height, cfg.width)
+    assert batch["noise"].shape == (4, cfg.vae.latent_channels, 1, *task.make.latent[-2:])
+    x0, cond, objects = task.inputs(batch, task.cache)
+    assert x0.shape[2] == objects.shape[2] == 1
+    assert cond is None or not cond.any()  # no camera, brush, static mask or keyframe
+    spec = task.make.stream.scene(2)[0]
+    frames, _ = render_layers(spec, cfg.width, cfg.height, cfg.fps)
+    whole = task.latents(to_model(torch.from_numpy(frames))[None])
+    assert torch.allclose(x0[2], whole[0, :, :1], atol=1e-4)
+    assert task.held_out["noise"].shape[2] == 1  # held out: the text-to-image loss
+    with pytest.raises(ValueError, match="image-only"):
+        dit_task(test_vae, unique_clips=8, image_only=True, images_per_sample=1)
+
+    tcfg = TrainConfig(what="dit", batch_size=4, lr=1e-3, warmup_steps=1, max_steps=2, num_workers=0,
+                       eval_every=0, ckpt_every_s=1e9, unique_clips=8, image_only=True)  # fmt: skip
+    train(cfg, tcfg, tmp_path / "image", progress=False, vae_path=test_vae)
+    video = dataclasses.replace(tcfg, image_only=False)
+    train(cfg, video, tmp_path / "video", progress=False, vae_path=test_vae)
+    out = export(tmp_path / "model", dit_run=tmp_path / "video", image_run=tmp_path / "image")
+    image, dit = load_file(out / "image.safetensors"), load_file(out / "dit.safetensors")
+    assert image.keys() == dit.keys() and any(not torch.equal(image[k], dit[k]) for k in dit)
+
+
+def test_a_text_only_dit_takes_its_text_to_image_samples_without_a_control_input(test_vae):
+    """A DiT without control channels gets None for its image samples, as for its video samples."""
+    cfg = load_json(ModelConfig, test_vae / "config.json")
+    text_only = dataclasses.replace(cfg, dit=dataclasses.replace(cfg.dit, cond_channels=0))
+    tcfg = TrainConfig(what="dit", batch_size=4, unique_clips=8, num_workers=0, eval_clips=2,
+                       images_per_sample=1)  # fmt: skip
+    task = DiTTask(text_only, tcfg, 0, 1, test_vae)
+    seen = []
+
+    def zero(x, t, text, mask, cond):
+        seen.append((x.shape[2], cond))
+        return torch.zeros_like(x)
+
+    loss, metrics = task.loss(zero, task.data[0])
+    assert [(frames, cond) for frames, cond in seen] == [(task.make.latent[1], None), (1, None)]
+    assert loss.item() > metrics["image"] > 0

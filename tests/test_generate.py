@@ -218,6 +218,11 @@ def test_cli_one_prompt(tmp_path, capsys):
                 "3",
                 "--continue-cfg",
                 "1.5",
+                "--image-first",
+                "--image-cfg",
+                "2.5",
+                "--seconds",
+                "1",  # one segment of the test preset: the image stage runs
                 "--negative",
                 "red",
                 "--out",
@@ -236,6 +241,7 @@ def test_cli_one_prompt(tmp_path, capsys):
         "red",
     )
     assert record["continue_cfg"] == 1.5
+    assert record["image_first"] is True and record["image_cfg"] == 2.5
 
 
 def test_cli_batch_through_the_console_script(tmp_path):

@@ -49,6 +49,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--image-first", action=argparse.BooleanOptionalAction, default=None,
                    help="draw a segment's first frame from the prompt first, then the segment from it "
                         "(default: the model's)")  # fmt: skip
+    p.add_argument("--image-cfg", type=float, default=None,
+                   help="guidance of that first frame, >= 0 (default: the model's)")  # fmt: skip
     p.add_argument("--seconds", type=float, default=2.0, help="video length (default 2; longer is extended)")
     p.add_argument(
         "--sampler",
@@ -160,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         "cfg": args.cfg,
         "continue_cfg": args.continue_cfg,
         "image_first": args.image_first,
+        "image_cfg": args.image_cfg,
         "seconds": args.seconds,
         "sampler": args.sampler,
         **control_args(args),

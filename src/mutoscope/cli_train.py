@@ -73,6 +73,9 @@ def add_parser(subparsers) -> None:
             p.add_argument("--images-per-sample", type=int,
                            help="text-to-image samples (first latent frames of other fixed clips) added per "
                                 "video sample (needs --unique-clips)")  # fmt: skip
+            p.add_argument("--image-only", action="store_true", default=None,
+                           help="train a text-to-image model for the image stage: every sample the first "
+                                "latent frame of a clip, without controls")  # fmt: skip
         p.set_defaults(func=run_train, what=what)
     p = sub.add_parser("export", help="write EMA weights as safetensors + config.json")
     p.add_argument("--vae-run", type=Path, help="a VAE run: its weights, latent statistics measured")
@@ -90,6 +93,9 @@ def add_parser(subparsers) -> None:
                         "on another encoder: measure before shipping)")  # fmt: skip
     p.add_argument("--raw-dit", action="store_true",
                    help="the DiT run's raw weights, not its EMA (where eval_raw_loss is lower)")  # fmt: skip
+    p.add_argument("--image-run", type=Path,
+                   help="with --dit-run: a text-to-image run (train dit --image-only) of the same DiT "
+                        "config, shipped as image.safetensors for the image stage")  # fmt: skip
     p.add_argument("--stats-clips", type=int, default=256, help="clips for the latent mean/std")
     p.add_argument("--threads", type=int)
     p.set_defaults(func=run_export)
@@ -115,7 +121,7 @@ ARG_FIELDS = {"steps": "max_steps", "batch": "batch_size", "lr": "lr", "warmup":
               "caption_dropout": "caption_dropout", "object_weight": "object_weight",
               "object_weight_power": "object_weight_power", "object_weight_keyed": "object_weight_keyed",
               "unique_clips": "unique_clips", "t_shift": "t_shift",
-              "images_per_sample": "images_per_sample"}  # fmt: skip
+              "images_per_sample": "images_per_sample", "image_only": "image_only"}  # fmt: skip
 
 # Defaults per task where TrainConfig's (DiT-minded) defaults do not fit the task.
 TASK_DEFAULTS = {"vae": dict(lr=6e-4, warmup_steps=200, batch_size=8, eval_every=250), "dit": {},
@@ -202,7 +208,8 @@ def run_export(args: argparse.Namespace) -> int:
         raise UserError("train.export", f"{args.dit_run} has no checkpoint (ckpt.pt) or exported DiT")
     try:
         path = export(args.out, vae_run=args.vae_run, dit_run=args.dit_run, stats_clips=args.stats_clips,
-                      new_encoder=args.new_encoder, raw_dit=args.raw_dit)  # fmt: skip
+                      new_encoder=args.new_encoder, raw_dit=args.raw_dit,
+                      image_run=args.image_run)  # fmt: skip
     except ValueError as e:
         raise UserError("train.export", str(e)) from None
     print(path)

@@ -109,6 +109,8 @@ class SampleConfig:
     # tokens), then the whole segment from it, as a continuation of that frame (at continue_cfg).
     # Only for a video of one segment without motion controls (request.Plan.image_stage).
     image_first: bool = False
+    # Guidance of that image stage, None: cfg (docs/BENCHMARKS.md, "The image stage's guidance").
+    image_cfg: float | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,10 @@ class TrainConfig:
     # 2026-12-07): the image loss fell, the image-first dev claims fell (26.6% against 33.5% on 75
     # prompts). 0 = none.
     images_per_sample: int = 0
+    # DiT only: every sample a text-to-image sample (the first latent frame of a clip, its caption, no
+    # controls): a text-to-image model for the image stage (SampleConfig.image_first), trained apart
+    # from the video model, whose weights it starts from, so that the video samples lose nothing.
+    image_only: bool = False
     # VAE only: train the decoder alone, the encoder (and so the latent space) frozen.
     freeze_encoder: bool = False
     bf16: bool = True  # autocast where the device supports it

@@ -42,6 +42,7 @@ class GenerationRequest:
     cfg: float | None = None
     continue_cfg: float | None = None  # guidance of segments that start from known frames (keyframe, tail)
     image_first: bool | None = None  # text-to-image, then image-to-video (SampleConfig); None: the model's
+    image_cfg: float | None = None  # guidance of that image stage; None: the model's (its cfg if unset)
     seconds: float = 2.0
     sampler: str | None = None
     watermark: bool = True  # the invisible mark (post/watermark.py) in every frame and the poster
@@ -86,6 +87,7 @@ class Plan:
     overlap: int = 4  # frames a continuing segment repeats of the one before: context latent frames
     continue_cfg: float | None = None  # the guidance of a segment from known frames; None: cfg
     image_first: bool = False  # a segment from the prompt alone samples its first latent frame first
+    image_cfg: float | None = None  # the guidance of that image stage; None: cfg
     extends: str | None = None
     negative: str = ""
     notes: list[str] = field(default_factory=list)
@@ -217,6 +219,8 @@ def check_request(pipe: Pipeline, req: GenerationRequest, out: Path) -> Plan:
     if not isinstance(image_first, bool):
         raise UserError("input.image_first.invalid", f"image_first is true or false, got {image_first!r}")
     plan.image_first = image_first
+    image_cfg = pipe.sample.image_cfg if req.image_cfg is None else req.image_cfg
+    plan.image_cfg = scale if image_cfg is None else _guidance(image_cfg, "image_cfg")
     td, base = cfg.vae.temporal_down, cfg.frames
     context = pipe.sample.context if req.context is None else req.context
     latent_frames = pipe.vae.latent_shape(base, cfg.height, cfg.width)[1]

@@ -58,6 +58,7 @@ def test_keyframes_and_camera(server):
     ]
     axes = {"pan": 3, "zoom": -2}
     c = submit(client, "a red ball rolls", camera={"axes": axes}, image_first=True).json()["id"]
+    d = submit(client, "a red ball", image_first=True, image_guidance=3.5).json()["id"]
     record = done_record(client, a)
     assert record["controls"] == {"first_frame": first}  # named by its upload id
     assert record["continue_cfg"] == 1.5  # the guidance from the known frame
@@ -66,6 +67,9 @@ def test_keyframes_and_camera(server):
     record = done_record(client, c)
     assert record["controls"] == {"camera": {"pan": 3.0, "zoom": -2.0}} and record["image_first"] is True
     assert done_record(client, a)["image_first"] is False  # the model's default
+    assert record["image_cfg"] is None  # the camera move has no image stage: no image guidance
+    drawn = done_record(client, d)
+    assert drawn["image_first"] is True and drawn["image_cfg"] == 3.5
 
 
 def test_motion_brush(server):
@@ -169,6 +173,7 @@ def test_bad_inputs_are_422_before_any_credits(server):
             ({"camera": {"axes": {"pan": 11}}}, ["body", "camera", "axes", "pan"]),
             ({"continue_guidance": -1}, ["body", "continue_guidance"]),
             ({"image_first": "yes"}, ["body", "image_first"]),
+            ({"image_guidance": 31}, ["body", "image_guidance"]),
         ]:
             r = submit(client, **fields)
             assert r.status_code == 422 and r.json()["code"] == "request.field.invalid", r.text

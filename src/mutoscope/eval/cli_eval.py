@@ -46,6 +46,8 @@ def add_parser(subparsers) -> None:
                         "keyframe, so the suite measures what the model makes of a known frame")  # fmt: skip
     p.add_argument("--image-first", action=argparse.BooleanOptionalAction, default=None,
                    help="text-to-image, then image-to-video (default: the model's sample.json)")  # fmt: skip
+    p.add_argument("--image-cfg", type=float, default=None,
+                   help="guidance of the image stage (default: the model's sample.json)")  # fmt: skip
     p.add_argument("--out", default="out/eval", help="report directory")
     p.set_defaults(func=run)
 
@@ -91,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             run_vae(prompts, vae, (cfg.width, cfg.height), cfg.fps, out / "vae", keep)
         if args.vae is None:  # a candidate VAE's ceiling is measured alone
             given = {"first_frame": args.first_frame, "continue_cfg": args.continue_cfg,
-                     "image_first": args.image_first}  # fmt: skip
+                     "image_first": args.image_first, "image_cfg": args.image_cfg}  # fmt: skip
             run_model(prompts, pipe, "model", out / "model", args.steps, args.cfg, keep, **given)
             if "untrained" in baselines:
                 fresh = load_model(preset=cfg.name)
@@ -101,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     what = f"VAE {args.vae}" if args.vae else f"model {args.model or 'shipped default'}"
     keyed = ", the truth's first frame given" if args.first_frame else ""
     keyed += {True: ", image first", False: ", not image first", None: ""}[args.image_first]
+    keyed += "" if args.image_cfg is None else f", image guidance {args.image_cfg:g}"
     title = f"# eval: suite {args.suite}, {len(prompts)} prompts{keyed}, {what}\n\n"
     novel = novelty_markdown(summary)
     (out / "report.md").write_text(title + table + "\n" + novel + "\n![claims](claims.png)\n")

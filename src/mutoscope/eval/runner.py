@@ -90,10 +90,11 @@ def run_vae(prompts: list[SuitePrompt], vae, size: tuple[int, int], fps: float, 
 
 def run_model(prompts: list[SuitePrompt], pipe, source: str, out: Path, steps: int | None,
               cfg: float | None, on_row: Callable[[dict], None], first_frame: bool = False,
-              continue_cfg: float | None = None, image_first: bool | None = None) -> None:  # fmt: skip
+              continue_cfg: float | None = None, image_first: bool | None = None,
+              image_cfg: float | None = None) -> None:  # fmt: skip
     """A model: each prompt through generate(), THE inference path, with the suite's seed; with
     `first_frame`, image-to-video from the first frame of the prompt's ground-truth render, guided by
-    `continue_cfg` (None: the model's); `image_first` as generate() (None: the model's)."""
+    `continue_cfg` (None: the model's); `image_first` and `image_cfg` as generate() (None: the model's)."""
     from mutoscope.generate import GenerationRequest, generate
 
     out.mkdir(parents=True, exist_ok=True)
@@ -109,6 +110,7 @@ def run_model(prompts: list[SuitePrompt], pipe, source: str, out: Path, steps: i
             first_frame=first,
             continue_cfg=continue_cfg,
             image_first=image_first,
+            image_cfg=image_cfg,
         )
         result = generate(pipe, req, out / f"{p.index:04d}.mp4")
         on_row(judged_row(p, source, Path(result.video), time.perf_counter() - start))

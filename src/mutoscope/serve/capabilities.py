@@ -51,6 +51,7 @@ class Capabilities:
     default_guidance: float = 5.0
     default_continue_guidance: float | None = None  # from known frames; None: default_guidance
     default_image_first: bool = False
+    default_image_guidance: float | None = None  # of the image stage; None: default_guidance
     negative_prompt: bool = True
     resolutions: tuple[str, ...] = ("base",)
     aspects: tuple[str, ...] = ("1:1",)

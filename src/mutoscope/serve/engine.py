@@ -113,6 +113,7 @@ class GenerateEngine:
             default_guidance=sample.cfg,
             default_continue_guidance=sample.continue_cfg,
             default_image_first=sample.image_first,
+            default_image_guidance=sample.image_cfg,
             negative_prompt=True,
             resolutions=("base", *TIERS) if post["upscale"] else ("base",),
             aspects=tuple(dict.fromkeys((native, *TIER_ASPECTS))) if post["upscale"] else (native,),
@@ -150,7 +151,8 @@ def to_request(params: dict[str, Any], inputs: Inputs, width: int, height: int) 
     y], ...]}] (the trajectory at its `times`, or spread evenly over the requested seconds);
     motion_brush.static_mask -> static_mask; extend.generation_id -> the source's MP4;
     resolution + aspect -> size "WxH" (capabilities.output_size); guidance -> cfg; continue_guidance
-    -> continue_cfg; image_first as it is; camera.path and storyboard pass through as lists of dicts.
+    -> continue_cfg; image_first as it is; image_guidance -> image_cfg; camera.path and storyboard
+    pass through as lists of dicts.
     """
     from mutoscope.generate import GenerationRequest
 
@@ -179,6 +181,7 @@ def to_request(params: dict[str, Any], inputs: Inputs, width: int, height: int) 
         cfg=params.get("guidance"),
         continue_cfg=params.get("continue_guidance"),
         image_first=params.get("image_first"),
+        image_cfg=params.get("image_guidance"),
         sampler=params.get("sampler"),
         seconds=seconds,
         first_frame=file(keyframes.get("first")),

@@ -123,6 +123,7 @@ class GenerationCreate(Strict):
     continue_guidance: float | None = Field(default=None, ge=0, le=30)
     # Text-to-video as text-to-image, then image-to-video; default: the model's.
     image_first: StrictBool | None = None  # "yes" is a 422, not true
+    image_guidance: float | None = Field(default=None, ge=0, le=30)  # of that image; default: the model's
     sampler: str | None = None
     resolution: str = "base"
     aspect: str | None = None

@@ -183,10 +183,14 @@ class DiTSample:
         self.t_shift = t_shift
         self.hide_share = hide_share if cfg.text.color_features else 0.0  # color names hidden
         self.cfg, self.unique = cfg, unique_clips
-        self.with_controls = with_controls and cfg.dit.cond_channels > 0
+        # A text-to-image model's samples are a clip's first temporal_down frames: its first latent frame.
+        self.frames = cfg.vae.temporal_down if tcfg.image_only else cfg.frames
+        self.with_controls = with_controls and cfg.dit.cond_channels > 0 and not tcfg.image_only
         self.images, self.batch = tcfg.images_per_sample if with_controls else 0, tcfg.batch_size
         if self.images and not unique_clips:
             raise ValueError("text-to-image samples (--images-per-sample) are drawn from --unique-clips")
+        if self.images and tcfg.image_only:
+            raise ValueError("--images-per-sample adds images to video samples; --image-only has none")
         self.image_latent = (latent[0], 1, *latent[2:])
 
     def __call__(self, index: int) -> dict[str, Any]:
@@ -234,6 +238,7 @@ class DiTSample:
             ctl = np.random.default_rng(sample_seed(self.seed, clip, 5))
             path, maps, key = draw_controls(ctl, spec, text, cfg, grid)
         frames, alphas = render_layers(spec, cfg.width, cfg.height, cfg.fps, camera=path)
+        frames, alphas = frames[: self.frames], alphas[:, : self.frames]
         if self.with_controls and len(spec.objects) and ctl.random() < 0.3:
             regions = object_regions(ctl, spec, path, alphas, cfg)
             maps.brush = controls.brush_map(regions, cfg.frames, cfg.fps, grid, td)
@@ -265,7 +270,8 @@ class DiTTask:
         self.text = TextEncoder(cfg.text, cache_size=self.text_cache)
         self.text.check_reader(cfg.dit.text_dim)
         self.model = DiT(cfg.dit)
-        latent = self.vae.latent_shape(cfg.frames, cfg.height, cfg.width)
+        frames = cfg.vae.temporal_down if tcfg.image_only else cfg.frames  # as DiTSample renders them
+        latent = self.vae.latent_shape(frames, cfg.height, cfg.width)
         unique = tcfg.unique_clips
         if unique < 0 or unique % tcfg.batch_size:
             raise ValueError(f"unique clips {unique} are not a multiple of the batch {tcfg.batch_size}")
@@ -281,6 +287,8 @@ class DiTTask:
             whole = to_dict(cfg)
             made_of = {k: whole[k] for k in ("width", "height", "frames", "fps", "vae")}
             made_of["cond_channels"] = cfg.dit.cond_channels
+            if tcfg.image_only:  # first latent frames alone (a key of the same form as before otherwise)
+                made_of["image_only"] = True
             key = fingerprint(
                 json.dumps(made_of, sort_keys=True), str(tcfg.seed), state=self.vae.state_dict()
             )
@@ -289,7 +297,8 @@ class DiTTask:
             self.cache = LatentStore(
                 None if run_dir is None else Path(run_dir) / f"latents-{key}", keeps=self.data.draws
             )
-        # Held out without controls: the text-to-video loss, comparable with runs before the controls.
+        # Held out without controls: the text-to-video loss, comparable with runs before the controls
+        # (a text-to-image model's: the text-to-image loss).
         held = DiTSample(cfg, tcfg, HELD_OUT_SEED, latent, 0.0, with_controls=False)
         self.held_out = Batches(held, tcfg.eval_clips, 0, 1)[0]
         self.held_out_inputs = None  # its latents, encoded by the frozen VAE at the first evaluation

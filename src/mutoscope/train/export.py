@@ -119,7 +119,8 @@ def _with_vae(cfg: ModelConfig, vae_state: dict, vae_run: str | Path, new_encode
 
 
 def export(out: str | Path, *, vae_run: str | Path | None = None, dit_run: str | Path | None = None,
-           stats_clips: int = 256, new_encoder: bool = False, raw_dit: bool = False) -> Path:  # fmt: skip
+           stats_clips: int = 256, new_encoder: bool = False, raw_dit: bool = False,
+           image_run: str | Path | None = None) -> Path:  # fmt: skip
     """Write out/config.json and out/vae.safetensors, plus out/dit.safetensors given a DiT run.
 
     With a VAE run alone: its EMA weights, with latent statistics measured here. With a DiT run (or
@@ -127,9 +128,18 @@ def export(out: str | Path, *, vae_run: str | Path | None = None, dit_run: str |
     checkpoint) and its config. With both: the DiT with the VAE run's decoder, or its whole VAE
     (`new_encoder`; see _with_vae). `raw_dit`: the DiT run's raw weights instead of its EMA (at the
     end of a learning-rate cool-down they can be the better ones: the log's eval_raw_loss says). An
-    exported model's sample.json is kept."""
+    exported model's sample.json is kept. `image_run`: a text-to-image run (`train dit --image-only`)
+    of the same DiT config and VAE, its EMA written as out/image.safetensors (pipeline.py)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if image_run is not None:
+        if dit_run is None:
+            raise ValueError("an image DiT ships beside a video DiT: give --dit-run too")
+        image_cfg, image_state, image_vae = _dit(image_run)
+        cfg, _, vae_state = _dit(dit_run, raw_dit)
+        if image_cfg.dit != cfg.dit or any(not torch.equal(image_vae[k], v) for k, v in vae_state.items()):
+            raise ValueError(f"{image_run} is not a DiT of {dit_run}'s config on its VAE")
+        _save(image_state, out / "image.safetensors", torch.bfloat16)
     if dit_run is not None:
         cfg, dit_state, vae_state = _dit(dit_run, raw_dit)
         if vae_run is not None:
