@@ -167,6 +167,13 @@ def test_cli_measures_a_candidate_vaes_ceiling_alone(tmp_path, capsys, trained_t
         == 2
     )
     assert "add vae to --baselines" in capsys.readouterr().err
+    # A shard of the suite (--skip, --n): the prompts after the first SKIP, with their own seeds.
+    shard = tmp_path / "shard"
+    assert main([*args, str(trained_test_vae.run), "--skip", "1", "--n", "1", "--out", str(shard)]) == 0
+    rows = [json.loads(line) for line in (shard / "rows.jsonl").read_text().splitlines()]
+    assert [(r["index"], r["prompt"]) for r in rows] == [(1, suite("quick")[1].text)]
+    assert main([*args, str(trained_test_vae.run), "--skip", "16", "--out", str(tmp_path / "none")]) == 2
+    assert "leaves no prompt" in capsys.readouterr().err and not (tmp_path / "none").exists()
 
 
 def test_per_background_takes_each_backgrounds_first_prompts_of_the_suite():

@@ -25,6 +25,9 @@ def add_parser(subparsers) -> None:
                    help="prompt suite: dev (240 novel prompts), familiar (240 of training's kind: the "
                         "control for dev) or quick (16 novel)")  # fmt: skip
     p.add_argument("--n", type=int, default=None, help="only the first N prompts of the suite")
+    p.add_argument("--skip", type=int, default=0,
+                   help="start after the suite's first SKIP prompts (with --n: a slice, so that processes "
+                        "can share a suite; bench/eval_rows.py merges their rows)")  # fmt: skip
     p.add_argument("--model", default=None, help="model directory (default: the shipped model)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
     p.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's)")
@@ -68,7 +71,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             "eval.baselines", f"unknown baseline(s) {', '.join(sorted(unknown))}; use {', '.join(BASELINES)}"
         )
-    prompts = suite(args.suite, args.n)
+    if args.skip < 0:
+        raise UserError("eval.skip", f"--skip must be at least 0, got {args.skip}")
+    if args.n is not None and args.n < 1:
+        raise UserError("eval.n", f"--n must be at least 1, got {args.n}")
+    prompts = suite(args.suite)[args.skip :][: args.n]
+    if not prompts:
+        raise UserError("eval.skip", f"--skip {args.skip} leaves no prompt of suite {args.suite}")
     # The model (or a candidate VAE alone) before the report is opened: a bad path costs nothing.
     if args.vae is None:
         pipe = load_model(args.model)
