@@ -139,6 +139,8 @@ def test_studio_end_to_end(studio, tmp_path):
         _set_range(page, "#continue-guidance", 1.5)
         expect(page.locator("#continue-guidance-out")).to_have_text("1.5")
         page.get_by_label("Draw the first frame first, then the video from it").check()
+        _set_range(page, "#image-guidance", 4.5)
+        expect(page.locator("#image-guidance-out")).to_have_text("4.5")
         page.locator("#sec-advanced summary").click()
         page.set_viewport_size({"width": 1440, "height": 2300})  # the whole composer, controls open
         page.locator(".composer").evaluate("c => c.scrollTo(0, 0)")
@@ -154,6 +156,7 @@ def test_studio_end_to_end(studio, tmp_path):
         params = gen["params"]
         assert UPL.match(params["keyframes"]["first"]), params
         assert params["continue_guidance"] == 1.5 and params["image_first"] is True, params
+        assert params["image_guidance"] == 4.5, params
         assert gen["outputs"]["record"]["continue_cfg"] == 1.5
         axes = {"horizontal": 0, "vertical": 0, "pan": 4, "tilt": 0, "roll": 0, "zoom": -3}
         assert params["camera"] == {"axes": axes}

@@ -78,7 +78,7 @@ export class Composer {
       this._lengthChanged(true);
     });
 
-    for (const id of ["guidance", "continue-guidance"]) {
+    for (const id of ["guidance", "continue-guidance", "image-guidance"]) {
       const range = $(`#${id}`);
       range.addEventListener("input", () => { $(`#${id}-out`).textContent = Number(range.value).toFixed(1); fillRange(range); });
     }
@@ -129,10 +129,12 @@ export class Composer {
       $("#guidance").value = caps.default_guidance ?? 5;
       $("#continue-guidance").value = caps.default_continue_guidance ?? caps.default_guidance ?? 5;
       $("#image-first").checked = Boolean(caps.default_image_first);
+      $("#image-guidance").value = caps.default_image_guidance ?? caps.default_guidance ?? 5;
       this._touchedDefaults = true;
     }
     $("#guidance").dispatchEvent(new Event("input"));
     $("#continue-guidance").dispatchEvent(new Event("input"));
+    $("#image-guidance").dispatchEvent(new Event("input"));
 
     // output format: the model's tiers, aspects and frame rates
     const res = $("#resolution");
@@ -278,6 +280,7 @@ export class Composer {
     if (params.guidance !== undefined) $("#guidance").value = params.guidance;
     if (params.continue_guidance != null) $("#continue-guidance").value = params.continue_guidance;
     if (params.image_first != null) $("#image-first").checked = params.image_first;
+    if (params.image_guidance != null) $("#image-guidance").value = params.image_guidance;
     if (params.steps) $("#steps").value = params.steps;
     $("#sampler").value = params.sampler || "";
     const caps = this.caps || { resolutions: ["base"] };
@@ -300,6 +303,7 @@ export class Composer {
     if (params.seconds) this.seconds.value = params.seconds;
     $("#guidance").dispatchEvent(new Event("input"));
     $("#continue-guidance").dispatchEvent(new Event("input"));
+    $("#image-guidance").dispatchEvent(new Event("input"));
     this._clampSeconds();
     this.prompt.dispatchEvent(new Event("input"));
     $(".composer").scrollTo({ top: 0, behavior: "smooth" });
@@ -317,6 +321,7 @@ export class Composer {
       guidance: Number($("#guidance").value),
       continue_guidance: Number($("#continue-guidance").value),
       image_first: $("#image-first").checked,
+      image_guidance: Number($("#image-guidance").value),
       steps: Math.round(Number($("#steps").value)) || undefined,
     };
     const negative = $("#negative").value.trim();
