@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/generate_speed.py [--preset tiny | --model DIR] [--steps 12 16 20 25]
         [--cfg 5] [--repeats 3] [--threads N] [--fp32] [--omp-wait passive|active] [--quality] [--cold]
+        [--image-first | --no-image-first]
 
 Measures, in one process: imports, model load (text encoder + DiT + VAE), then per step count a
 warm-up generation and `--repeats` timed ones (each with a new prompt, so the text encoder's cache
@@ -45,6 +46,12 @@ def main() -> int:
     ap.add_argument("--steps", type=int, nargs="+", default=[12, 16, 20, 25])
     ap.add_argument("--cfg", type=float, default=5.0, help="guidance scale (1 = no CFG batch)")
     ap.add_argument("--sampler", default="euler")
+    ap.add_argument(
+        "--image-first",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the text-to-image stage first, or not (default: the model's sample.json)",
+    )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     ap.add_argument("--fp32", action="store_true", help="fp32 where the CPU has native bf16 too")
@@ -101,7 +108,8 @@ def main() -> int:
             runs = []
             for i in range(args.repeats + 1):  # the first is a warm-up
                 prompt = f"{PROMPTS[i % len(PROMPTS)]} {steps}"  # new text each time: a cache miss
-                req = GenerationRequest(prompt, seed=i, steps=steps, cfg=args.cfg, sampler=args.sampler)
+                req = GenerationRequest(prompt, seed=i, steps=steps, cfg=args.cfg, sampler=args.sampler,
+                                        image_first=args.image_first)  # fmt: skip
                 cpu = time.process_time()  # all threads: the wall time x threads on an idle machine
                 timings = generate(pipe, req, Path(tmp) / f"{steps}_{i}.mp4").timings
                 runs.append({**timings, "cpu_s": time.process_time() - cpu})
