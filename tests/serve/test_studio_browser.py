@@ -139,7 +139,13 @@ def test_studio_end_to_end(studio, tmp_path):
         _set_range(page, "#continue-guidance", 1.5)
         expect(page.locator("#continue-guidance-out")).to_have_text("1.5")
         page.get_by_label("Draw the first frame first, then the video from it").check()
+        # The first frame's guidance follows the prompt's until it is moved itself.
+        guidance = page.locator("#guidance").input_value()
+        expect(page.locator("#image-guidance-out")).to_have_text(f"{float(guidance):.1f}")
+        _set_range(page, "#guidance", 6)
+        expect(page.locator("#image-guidance-out")).to_have_text("6.0")
         _set_range(page, "#image-guidance", 4.5)
+        _set_range(page, "#guidance", float(guidance))
         expect(page.locator("#image-guidance-out")).to_have_text("4.5")
         page.locator("#sec-advanced summary").click()
         page.set_viewport_size({"width": 1440, "height": 2300})  # the whole composer, controls open

@@ -82,6 +82,19 @@ export class Composer {
       const range = $(`#${id}`);
       range.addEventListener("input", () => { $(`#${id}-out`).textContent = Number(range.value).toFixed(1); fillRange(range); });
     }
+    // The first frame's guidance follows the prompt's (as the server does when it is not given) until
+    // the user moves it, or the model has a default of its own.
+    this._imageGuidanceOwn = false;
+    this._imageGuidanceSynced = Number($("#image-guidance").value);
+    $("#image-guidance").addEventListener("input", () => {
+      if (Number($("#image-guidance").value) !== this._imageGuidanceSynced) this._imageGuidanceOwn = true;
+    });
+    $("#guidance").addEventListener("input", () => {
+      if (this._imageGuidanceOwn || (this.caps && this.caps.default_image_guidance != null)) return;
+      $("#image-guidance").value = $("#guidance").value;
+      this._imageGuidanceSynced = Number($("#image-guidance").value);
+      $("#image-guidance").dispatchEvent(new Event("input"));
+    });
     $("#seed-dice").addEventListener("click", () => { $("#seed").value = Math.floor(Math.random() * 2 ** 31); });
     this.takes = radios($("#takes"), () => this._cost());
     $("#resolution").addEventListener("change", () => this._format());
@@ -130,6 +143,8 @@ export class Composer {
       $("#continue-guidance").value = caps.default_continue_guidance ?? caps.default_guidance ?? 5;
       $("#image-first").checked = Boolean(caps.default_image_first);
       $("#image-guidance").value = caps.default_image_guidance ?? caps.default_guidance ?? 5;
+      this._imageGuidanceSynced = Number($("#image-guidance").value);
+      this._imageGuidanceOwn = false;
       this._touchedDefaults = true;
     }
     $("#guidance").dispatchEvent(new Event("input"));
@@ -280,7 +295,10 @@ export class Composer {
     if (params.guidance !== undefined) $("#guidance").value = params.guidance;
     if (params.continue_guidance != null) $("#continue-guidance").value = params.continue_guidance;
     if (params.image_first != null) $("#image-first").checked = params.image_first;
-    if (params.image_guidance != null) $("#image-guidance").value = params.image_guidance;
+    if (params.image_guidance != null) {
+      $("#image-guidance").value = params.image_guidance;
+      this._imageGuidanceOwn = true;
+    }
     if (params.steps) $("#steps").value = params.steps;
     $("#sampler").value = params.sampler || "";
     const caps = this.caps || { resolutions: ["base"] };
