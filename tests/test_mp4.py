@@ -254,3 +254,32 @@ def test_poster_is_a_png(tmp_path):
     with pytest.raises(ValueError):
         write_poster(tmp_path / "bad.png", frame.astype(np.float32))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["poster.png"]
+
+
+
+def test_a_process_forks_safely_beside_a_thread_that_kept_a_converted_frame():
+    """mp4.reformat converts on one thread: a process forked while another thread keeps a frame it
+    converted (here in a thread-local) starts. With swscale's slice threads (PyAV's default) the
+    child hangs freeing that frame's context (measured: /tmp script, the same steps with
+    frame.reformat()), as a DataLoader worker of the test suite did beside the server's threads."""
+    import multiprocessing
+    import threading
+
+    local, done, release = threading.local(), threading.Event(), threading.Event()
+
+    def keeper() -> None:
+        local.frame = av.VideoFrame.from_ndarray(np.zeros((1080, 1920, 3), np.uint8), format="rgb24")
+        mp4.reformat(local.frame, format="yuv420p")
+        done.set()
+        release.wait()
+
+    threading.Thread(target=keeper, daemon=True).start()
+    assert done.wait(60)
+    child = multiprocessing.get_context("fork").Process(target=sum, args=([1, 2],))
+    child.start()
+    child.join(60)  # a guard against the hang, not a speed check: the child does nothing
+    hung = child.is_alive()
+    if hung:
+        child.kill()
+    release.set()
+    assert not hung and child.exitcode == 0

@@ -151,7 +151,8 @@ def write_mp4_stream(
                 for rgb in chunk:
                     if (enc_w, enc_h) != (w, h):  # replicate the last column / row
                         rgb = np.pad(rgb, ((0, enc_h - h), (0, enc_w - w), (0, 0)), mode="edge")
-                    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+                    frame = reformat(
+                        av.VideoFrame.from_ndarray(rgb, format="rgb24"),
                         format=PIX_FMT,
                         dst_colorspace=Colorspace.ITU709,
                         dst_color_range=ColorRange.MPEG,
@@ -177,6 +178,15 @@ def write_mp4_stream(
     return path
 
 
+def reformat(frame: av.VideoFrame, **kwargs) -> av.VideoFrame:
+    """frame.reformat(**kwargs) on one thread. swscale's slice threads (PyAV's default, one a core)
+    make a process unsafe to fork: a child that frees a context another thread left behind (in a
+    thread-local, say) waits forever for slice threads it does not have. That hung a DataLoader
+    worker forked beside the test server's threads (2026-12-07); the frames are small enough that
+    the threads bought nothing."""
+    return frame.reformat(threads=1, **kwargs)
+
+
 def write_poster(path: str | os.PathLike, frame: np.ndarray) -> Path:
     """Save one frame (H, W, 3) uint8 RGB as a PNG at `path`, atomically."""
     from PIL import Image
@@ -197,7 +207,8 @@ def read_frames(path: str | os.PathLike, *, unpad: bool = True) -> np.ndarray:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         rgb = [
-            f.reformat(
+            reformat(
+                f,
                 format="rgb24",
                 src_colorspace=f.colorspace if f.colorspace in (1, 5, 9) else Colorspace.ITU709,
                 src_color_range=f.color_range or ColorRange.MPEG,
