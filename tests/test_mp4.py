@@ -256,7 +256,6 @@ def test_poster_is_a_png(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["poster.png"]
 
 
-
 def test_a_process_forks_safely_beside_a_thread_that_kept_a_converted_frame():
     """mp4.reformat converts on one thread: a process forked while another thread keeps a frame it
     converted (here in a thread-local) starts. With swscale's slice threads (PyAV's default) the
