@@ -105,6 +105,11 @@ class Plan:
         return self.continue_cfg if from_known and self.continue_cfg is not None else self.cfg
 
     @property
+    def image_guidance(self) -> float:
+        """The guidance scale of the image stage: image_cfg, or cfg."""
+        return self.cfg if self.image_cfg is None else self.image_cfg
+
+    @property
     def image_stage(self) -> bool:
         """Whether the video, one segment long, is drawn as text-to-image, then image-to-video
         (image_first): it starts from no known frame; no motion control asks for the strong guidance

@@ -144,8 +144,7 @@ def base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -
         from_known = still is not None
         if k == 0 and plan.image_stage:  # text-to-image, then the segment from that frame
             image_noise = torch.randn(1, Cz, 1, Hz, Wz, generator=generator).to(pipe.device)
-            scale = plan.cfg if plan.image_cfg is None else plan.image_cfg
-            image = cfg_wrapper(with_cond(pipe.image_model, cond[:, :, :1]), *text, scale)
+            image = cfg_wrapper(with_cond(pipe.image_model, cond[:, :, :1]), *text, plan.image_guidance)
             with torch.inference_mode():
                 z0 = SAMPLERS[plan.sampler](image, image_noise, ts, callback=partial(step, offset=0),
                                             generator=generator)  # fmt: skip

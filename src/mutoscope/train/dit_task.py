@@ -157,6 +157,12 @@ def object_weighted_mean(
     return (w * err).sum() / w.sum()
 
 
+def sample_frames(cfg: ModelConfig, tcfg: TrainConfig) -> int:
+    """Frames a training sample shows: the clip, or for a text-to-image model (image_only) the clip's
+    first temporal_down frames, which the causal VAE encodes to its first latent frame."""
+    return cfg.vae.temporal_down if tcfg.image_only else cfg.frames
+
+
 def given_frames(cond: torch.Tensor | None, x0: torch.Tensor) -> torch.Tensor:
     """(B,) bool: which of the latents x0 (B, C, T', h, w) are given frames (keyframes, extension), from
     the keyframe mask of their control maps cond (None: none is)."""
@@ -183,8 +189,7 @@ class DiTSample:
         self.t_shift = t_shift
         self.hide_share = hide_share if cfg.text.color_features else 0.0  # color names hidden
         self.cfg, self.unique = cfg, unique_clips
-        # A text-to-image model's samples are a clip's first temporal_down frames: its first latent frame.
-        self.frames = cfg.vae.temporal_down if tcfg.image_only else cfg.frames
+        self.frames = sample_frames(cfg, tcfg)
         self.with_controls = with_controls and cfg.dit.cond_channels > 0 and not tcfg.image_only
         self.images, self.batch = tcfg.images_per_sample if with_controls else 0, tcfg.batch_size
         if self.images and not unique_clips:
@@ -270,8 +275,7 @@ class DiTTask:
         self.text = TextEncoder(cfg.text, cache_size=self.text_cache)
         self.text.check_reader(cfg.dit.text_dim)
         self.model = DiT(cfg.dit)
-        frames = cfg.vae.temporal_down if tcfg.image_only else cfg.frames  # as DiTSample renders them
-        latent = self.vae.latent_shape(frames, cfg.height, cfg.width)
+        latent = self.vae.latent_shape(sample_frames(cfg, tcfg), cfg.height, cfg.width)
         unique = tcfg.unique_clips
         if unique < 0 or unique % tcfg.batch_size:
             raise ValueError(f"unique clips {unique} are not a multiple of the batch {tcfg.batch_size}")

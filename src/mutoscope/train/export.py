@@ -130,18 +130,18 @@ def export(out: str | Path, *, vae_run: str | Path | None = None, dit_run: str |
     end of a learning-rate cool-down they can be the better ones: the log's eval_raw_loss says). An
     exported model's sample.json is kept. `image_run`: a text-to-image run (`train dit --image-only`)
     of the same DiT config and VAE, its EMA written as out/image.safetensors (pipeline.py)."""
+    if image_run is not None and dit_run is None:
+        raise ValueError("an image DiT ships beside a video DiT: give --dit-run too")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if image_run is not None:
-        if dit_run is None:
-            raise ValueError("an image DiT ships beside a video DiT: give --dit-run too")
-        image_cfg, image_state, image_vae = _dit(image_run)
-        cfg, _, vae_state = _dit(dit_run, raw_dit)
-        if image_cfg.dit != cfg.dit or any(not torch.equal(image_vae[k], v) for k, v in vae_state.items()):
-            raise ValueError(f"{image_run} is not a DiT of {dit_run}'s config on its VAE")
-        _save(image_state, out / "image.safetensors", torch.bfloat16)
     if dit_run is not None:
         cfg, dit_state, vae_state = _dit(dit_run, raw_dit)
+        if image_run is not None:  # on the latents the video DiT was trained on
+            image_cfg, image_state, image_vae = _dit(image_run)
+            same_vae = all(torch.equal(image_vae[k], v) for k, v in vae_state.items())
+            if image_cfg.dit != cfg.dit or not same_vae:
+                raise ValueError(f"{image_run} is not a DiT of {dit_run}'s config on its VAE")
+            _save(image_state, out / "image.safetensors", torch.bfloat16)
         if vae_run is not None:
             cfg, vae_state = _with_vae(cfg, vae_state, vae_run, new_encoder, stats_clips)
         sample = Path(dit_run) / "sample.json"
