@@ -61,6 +61,9 @@ class DiTConfig:
     # RoPE positions anchored to the scene where the camera is a control (model/controls.py's
     # camera_positions); False: screen positions always (models trained before it).
     camera_rope: bool = False
+    # Self-attention blocks over the text tokens before the blocks read them (model/text_refiner.py):
+    # MiniLM's state of a shape word does not say which color the prompt gives it. 0: none.
+    text_refiner: int = 0
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(
         vae=dict(blocks_per_stage=2, decoder_blocks_per_stage=3),
         dit=dict(dim=256, depth=8, heads=4, cond_channels=22, camera_rope=True),
+    ),
+    # Candidate (2026-12-07): the tiny model with a 2-block token refiner (model/text_refiner.py).
+    "tiny-refine": dict(
+        vae=dict(blocks_per_stage=2, decoder_blocks_per_stage=3),
+        dit=dict(dim=256, depth=8, heads=4, cond_channels=22, camera_rope=True, text_refiner=2),
     ),
     # Candidate (2026-12-06, fourth session): the tiny model reading color names' RGB beside the
     # MiniLM states (text_colors.py), which place "emerald" nearer "amber" than "green".

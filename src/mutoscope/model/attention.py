@@ -114,8 +114,11 @@ class SelfAttention(nn.Module):
         self.k_norm = RMSNorm(head_dim, eps=1e-6) if qk_norm else nn.Identity()
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """x (B, N, D), rope = (cos, sin) each (N, head_dim) or (B, N, head_dim) -> (B, N, D)."""
+    def forward(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """x (B, N, D), rope = (cos, sin) each (N, head_dim) or (B, N, head_dim), mask (B, N) True where
+        tokens exist (None: all; padding is never attended) -> (B, N, D)."""
         qkv = rearrange(self.qkv(x), "b n (three h d) -> b n three h d", three=3, h=self.heads)
         qk = qkv[:, :, :2]  # (B, N, 2, heads, d)
         if isinstance(self.q_norm, RMSNorm):
@@ -125,7 +128,8 @@ class SelfAttention(nn.Module):
             qk = F.rms_norm(qk, self.q_norm.normalized_shape, None, self.q_norm.eps) * gains
         qk = apply_rope(qk, rope, axis=-4)
         q, k = qk.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, N, d)
-        x = attention(q, k, qkv[:, :, 2].transpose(1, 2))  # (B, heads, N, head_dim)
+        keys = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, N)
+        x = attention(q, k, qkv[:, :, 2].transpose(1, 2), keys)  # (B, heads, N, head_dim)
         return self.out(rearrange(x, "b h n d -> b n (h d)"))
 
 

@@ -22,6 +22,7 @@ from torch import nn
 from mutoscope.config import DiTConfig
 from mutoscope.model.attention import CrossAttention, SelfAttention, rope_angles, rope_tables
 from mutoscope.model.controls import CAMERA_SUMMARY, camera_positions, camera_summary, cond_channels
+from mutoscope.model.text_refiner import TokenRefiner
 from mutoscope.text import masked_mean
 
 TIME_SCALE = 1000.0  # t in [0, 1] is embedded as t * 1000, the range DiT's frequencies were made for
@@ -118,6 +119,8 @@ class DiT(nn.Module):
         self.patch_embed = nn.Linear(channels * pt * ph * pw, cfg.dim)
         self.t_embed = Mlp(FREQ_DIM, cfg.dim, cfg.dim)
         self.text_proj = Mlp(cfg.text_dim, cfg.dim, cfg.dim)  # tokens -> model width, shared by all blocks
+        # Tokens take in their neighbours (a shape word its color) before any block reads them.
+        self.refiner = TokenRefiner(cfg.dim, cfg.heads, cfg.text_refiner) if cfg.text_refiner else None
         self.pool_embed = Mlp(cfg.text_dim, cfg.dim, cfg.dim)  # pooled prompt -> added to c
         # The camera control per latent frame -> added to c, so c varies by frame (model/controls.py).
         self.camera_embed = Mlp(CAMERA_SUMMARY, cfg.dim, cfg.dim) if cfg.cond_channels else None
@@ -162,6 +165,9 @@ class DiT(nn.Module):
                 nn.init.zeros_(block.skip.bias)
                 with torch.no_grad():
                     block.skip.weight[:, :d].copy_(torch.eye(d))
+        # 5b. The token refiner's gates at zero: a fresh refiner passes the tokens through.
+        if self.refiner is not None:
+            self.refiner.zero_gates()
         # 6. Final adaLN and head at zero: a fresh model predicts v = 0 everywhere.
         for layer in (self.final.ada[-1], self.final.linear):
             nn.init.zeros_(layer.weight)
@@ -195,11 +201,13 @@ class DiT(nn.Module):
         h = self.patch_embed(tokens)  # (B, N, D)
         c = self.t_embed(timestep_embedding(t).to(dtype)) + self.pool_embed(masked_mean(text, mask))  # (B, D)
         c = c[:, None]  # (B, 1, D): one vector per sample unless the camera makes it one per frame
+        ctx = self.text_proj(text)  # (B, L, D)
+        if self.refiner is not None:
+            ctx = self.refiner(ctx, mask, c)
         if cond is not None and self.camera_embed is not None:
             cam = camera_summary(cond, self.cfg.in_channels)  # (B, T, 5)
             cam = cam.reshape(cam.shape[0], grid[0], pt, -1).mean(2)  # per token frame
             c = c + self.camera_embed(cam.to(dtype))  # (B, T', D)
-        ctx = self.text_proj(text)  # (B, L, D)
         positions = None
         if cond is not None and self.cfg.camera_rope:
             positions = camera_positions(cond, self.cfg.in_channels, self.cfg.patch_size)  # (B, N, 3)
@@ -222,13 +230,15 @@ class DiT(nn.Module):
         channels or fewer text features (the color features), made to fit this one: the patch
         embedding's columns for the new input channels, the text projections' columns for the new
         features and the final layer's rows for the new latent channels are zero, and a missing camera
-        embedding takes this model's initial one (zero output). The model computes what it did on
-        the channels it knew; the controls start switched off (as adaLN-Zero starts each block off)
-        and the new latent channels at zero velocity, to be learned."""
+        embedding or token refiner takes this model's initial one (zero output; the identity). The model
+        computes what it did on the channels it knew; the controls start switched off (as adaLN-Zero
+        starts each block off) and the new latent channels at zero velocity, to be learned."""
         own = self.state_dict()
         state = {
             **state,
-            **{k: v for k, v in own.items() if k.startswith("camera_embed.") and k not in state},
+            **{
+                k: v for k, v in own.items() if k.startswith(("camera_embed.", "refiner.")) and k not in state
+            },
         }
         for key in ("text_proj.0.weight", "pool_embed.0.weight"):  # more text features: zero columns
             w, want = state[key], own[key].shape[1]
