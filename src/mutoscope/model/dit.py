@@ -199,11 +199,7 @@ class DiT(nn.Module):
             x_in.to(dtype), "b c (t pt) (h ph) (w pw) -> b (t h w) (pt ph pw c)", pt=pt, ph=ph, pw=pw
         )
         h = self.patch_embed(tokens)  # (B, N, D)
-        c = self.t_embed(timestep_embedding(t).to(dtype)) + self.pool_embed(masked_mean(text, mask))  # (B, D)
-        c = c[:, None]  # (B, 1, D): one vector per sample unless the camera makes it one per frame
-        ctx = self.text_proj(text)  # (B, L, D)
-        if self.refiner is not None:
-            ctx = self.refiner(ctx, mask, c)
+        c, ctx = self.prompt(t, text, mask)  # c (B, 1, D): per sample unless the camera makes it per frame
         if cond is not None and self.camera_embed is not None:
             cam = camera_summary(cond, self.cfg.in_channels)  # (B, T, 5)
             cam = cam.reshape(cam.shape[0], grid[0], pt, -1).mean(2)  # per token frame
@@ -224,6 +220,20 @@ class DiT(nn.Module):
         sizes = dict(t=grid[0], h=grid[1], w=grid[2], pt=pt, ph=ph, pw=pw)
         v = rearrange(h, "b (t h w) (pt ph pw c) -> b c (t pt) (h ph) (w pw)", **sizes)
         return v.to(x.dtype)  # (B, C, T, H, W)
+
+    def prompt(
+        self, t: torch.Tensor, text: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The conditioning of time and prompt: c (B, 1, D), time and the pooled prompt, and the prompt's
+        tokens at the model width (B, L, D), refined where the model has a token refiner."""
+        dtype = self.patch_embed.weight.dtype
+        text = text.to(dtype)
+        c = self.t_embed(timestep_embedding(t).to(dtype)) + self.pool_embed(masked_mean(text, mask))
+        c = c[:, None]
+        ctx = self.text_proj(text)
+        if self.refiner is not None:
+            ctx = self.refiner(ctx, mask, c)
+        return c, ctx
 
     def widen_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A state dict of this DiT without control inputs (or with fewer), trained on fewer latent

@@ -2,12 +2,12 @@
 (HunyuanVideo's "individual token refiner"), so that each token can take in its neighbours.
 
 Why: the DiT's cross-attention reads the frozen MiniLM's token states one by one, so "the blue square"
-is found only if the state of "square" says it is blue. It does not: a linear probe fit on MiniLM's
-states of the first shape word in "a {color} {shape} and a {color} {shape} ..." reads its own color
-in 10% of prompts with held-out color-shape pairs (chance 11%), the second shape word its own color
-in 57% and the other object's in 47% (2026-12-07, 1390 prompts in 4 templates). The model drew the
-right color in a wrong shape in 43-45% of the dev suite's shape claims. A refiner block with 1-D RoPE
-learns "take in the color word before me" in one attention head.
+is found only if the state of "square" says it is blue. It does not: a linear read-out of a color from
+MiniLM's state of the first shape word in "a {color} {shape} and a {color} {shape} ..." names its own
+color in 21% of prompts with held-out color-shape pairs and the other object's in 31% (chance 11%;
+bench/text_binding.py, 2026-12-07). The model drew the right color in a wrong shape in 43-45% of the
+dev suite's shape claims. A refiner block with 1-D RoPE can learn "take in the color word before me"
+in one attention head.
 
 Each block is pre-norm self-attention (qk-norm, RoPE over token positions, padding never attended)
 and an MLP, each gated by the time-and-prompt vector c. The gates start at zero (adaLN-Zero): a fresh
