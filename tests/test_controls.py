@@ -740,3 +740,50 @@ def test_the_image_stage_runs_on_its_own_dit_at_its_own_guidance(tmp_path, monke
     with pytest.raises(UserError) as err:
         generate(pipe, dataclasses.replace(req, image_cfg=-1.0), tmp_path / "bad.mp4")
     assert err.value.code == "input.image_cfg.invalid" and not (tmp_path / "bad.mp4").exists()
+
+
+def test_the_image_stage_keeps_the_candidate_the_prompt_explains_best(tmp_path, monkeypatch):
+    """SampleConfig.image_candidates n: n first latent frames drawn in one batch (the first from the
+    noise a single draw takes), each asked how well the prompt explains it (diffusion/rerank.py), the
+    best handed to the segment."""
+    from mutoscope.diffusion import rerank
+
+    pipe = load_model(preset="test")
+    with torch.no_grad():  # the zero-initialised gates and head made random: the prompt now matters
+        for p in pipe.dit.parameters():
+            if not p.abs().any():
+                p.normal_(0.0, 0.05)
+    C = pipe.config.vae.latent_channels
+    calls = []
+    forward = pipe.dit.forward
+
+    def spy(x, t, text, mask, cond=None):
+        v = forward(x, t, text, mask, cond)
+        calls.append((x, t, cond, v))
+        return v
+
+    monkeypatch.setattr(pipe.dit, "forward", spy)
+    asked = []
+    evidence = rerank.prompt_evidence
+
+    def told(*args, **kw):
+        asked.append(evidence(*args, **kw))
+        return asked[-1]
+
+    monkeypatch.setattr("mutoscope.segments.prompt_evidence", told)
+    req = GenerationRequest("a ball", seed=3, steps=2, seconds=1, cfg=6.0, continue_cfg=1.0, image_first=True)
+    generate(pipe, req, tmp_path / "one.mp4")
+    single = calls[2][2][0, :C, 0]  # the keyframe latent handed to the segment
+    assert not asked
+    calls.clear()
+    pipe.sample = dataclasses.replace(pipe.sample, image_candidates=3)
+    assert generate(pipe, req, tmp_path / "three.mp4").record["image_candidates"] == 3
+    k = len(rerank.EVIDENCE_TIMES)
+    assert [c[0].shape[0] for c in calls] == [6, 6, 2 * 3 * k, 1, 1]  # 3 guided, then asked, then the video
+    x, t, _, v = calls[1]
+    v_cond, v_neg = v.chunk(2)
+    candidates = x[:3] - t[0] * (v_neg + 6.0 * (v_cond - v_neg))  # the image stage's last Euler step
+    assert torch.allclose(candidates[0, :, 0], single, atol=1e-5)  # the first: a single draw's
+    (scores,) = asked
+    handed = calls[3][2][0, :C, 0]
+    assert torch.allclose(handed, candidates[int(scores.argmax())][:, 0], atol=1e-5)

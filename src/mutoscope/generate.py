@@ -100,6 +100,7 @@ def generate(pipe: Pipeline, req: GenerationRequest, out: str | Path,
         "generator": f"mutoscope {__version__}", "notes": plan.notes, "segments": len(plan.segments),
         "context": plan.overlap // cfg.vae.temporal_down, "continue_cfg": plan.continue_cfg,
         "image_first": plan.image_first, "image_cfg": plan.image_guidance if plan.image_stage else None,
+        "image_candidates": plan.image_candidates if plan.image_stage else None,
         "base": {"width": cfg.width, "height": cfg.height, "fps": cfg.fps, "frames": plan.frames},
         "controls": describe_controls(req, plan),
     }

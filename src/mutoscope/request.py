@@ -88,6 +88,7 @@ class Plan:
     continue_cfg: float | None = None  # the guidance of a segment from known frames; None: cfg
     image_first: bool = False  # a segment from the prompt alone samples its first latent frame first
     image_cfg: float | None = None  # the guidance of that image stage; None: cfg
+    image_candidates: int = 1  # first latent frames the image stage draws to keep the best of
     extends: str | None = None
     negative: str = ""
     notes: list[str] = field(default_factory=list)
@@ -226,6 +227,7 @@ def check_request(pipe: Pipeline, req: GenerationRequest, out: Path) -> Plan:
     plan.image_first = image_first
     image_cfg = pipe.sample.image_cfg if req.image_cfg is None else req.image_cfg
     plan.image_cfg = scale if image_cfg is None else _guidance(image_cfg, "image_cfg")
+    plan.image_candidates = pipe.sample.image_candidates
     td, base = cfg.vae.temporal_down, cfg.frames
     context = pipe.sample.context if req.context is None else req.context
     latent_frames = pipe.vae.latent_shape(base, cfg.height, cfg.width)[1]

@@ -16,6 +16,7 @@ import torch
 
 from mutoscope.data.world_stream import from_model, to_model
 from mutoscope.diffusion.flow import time_grid
+from mutoscope.diffusion.rerank import EVIDENCE_TIMES, prompt_evidence
 from mutoscope.diffusion.sampling import SAMPLERS, cfg_wrapper
 from mutoscope.model import DiT, controls
 from mutoscope.pipeline import Pipeline
@@ -143,11 +144,7 @@ def base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -
 
         from_known = still is not None
         if k == 0 and plan.image_stage:  # text-to-image, then the segment from that frame
-            image_noise = torch.randn(1, Cz, 1, Hz, Wz, generator=generator).to(pipe.device)
-            image = cfg_wrapper(with_cond(pipe.image_model, cond[:, :, :1]), *text, plan.image_guidance)
-            with torch.inference_mode():
-                z0 = SAMPLERS[plan.sampler](image, image_noise, ts, callback=partial(step, offset=0),
-                                            generator=generator)  # fmt: skip
+            z0 = first_latent_frame(pipe, plan, cond[:, :, :1], text, ts, generator, partial(step, offset=0))
             cond = cond.clone()
             controls.set_keyframes(cond[0], z0[0].to(cond), [0])  # as a continuation's first latent frame
             from_known = True
@@ -177,6 +174,38 @@ def base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -
         callback("decode", k + 1, n)
         tail = rgb[-overlap:].copy()  # the marking stage writes into the chunks it is handed
         yield new
+
+
+def first_latent_frame(
+    pipe: Pipeline,
+    plan: Plan,
+    cond: torch.Tensor,
+    text: tuple[torch.Tensor, ...],
+    ts: torch.Tensor,
+    generator: torch.Generator,
+    step: Callable[[int, int], None],
+) -> torch.Tensor:
+    """The image stage: the segment's first latent frame (1, C, 1, H, W) drawn from the prompt alone.
+    With `plan.image_candidates` n > 1, n are drawn in one batch (the first from the noise a single
+    draw takes) and the one the prompt explains best by the model's own reading is kept
+    (diffusion/rerank.py)."""
+    n = plan.image_candidates
+    noise = torch.randn(n, pipe.image_model.cfg.in_channels, 1, *cond.shape[-2:], generator=generator)
+    noise = noise.to(pipe.device)
+    prompt, prompt_mask, neg, neg_mask = text
+    many = (prompt.expand(n, -1, -1), prompt_mask.expand(n, -1), neg, neg_mask)
+    image = cfg_wrapper(
+        with_cond(pipe.image_model, cond.expand(n, -1, -1, -1, -1)), *many, plan.image_guidance
+    )
+    with torch.inference_mode():
+        z0 = SAMPLERS[plan.sampler](image, noise, ts, callback=step, generator=generator)
+        if n == 1:
+            return z0
+        # The evidence's noise from a generator of its own: asking does not move the video's draws.
+        asked = torch.Generator().manual_seed(plan.seed)
+        raw = with_cond(pipe.image_model, cond.expand(n * len(EVIDENCE_TIMES), -1, -1, -1, -1))
+        evidence = prompt_evidence(raw, z0, *text, generator=asked)
+    return z0[int(evidence.argmax())][None]
 
 
 def anchor(rgb: np.ndarray, start: np.ndarray | None, end: np.ndarray | None, span: int) -> None:
