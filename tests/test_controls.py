@@ -787,3 +787,7 @@ def test_the_image_stage_keeps_the_candidate_the_prompt_explains_best(tmp_path, 
     (scores,) = asked
     handed = calls[3][2][0, :C, 0]
     assert torch.allclose(handed, candidates[int(scores.argmax())][:, 0], atol=1e-5)
+    pipe.sample = dataclasses.replace(pipe.sample, image_candidates=0)  # a model directory's mistake
+    with pytest.raises(UserError) as err:
+        generate(pipe, req, tmp_path / "bad.mp4")
+    assert err.value.code == "model.sample.invalid" and not (tmp_path / "bad.mp4").exists()

@@ -63,6 +63,7 @@ class GenerationRequest:
 
 MAX_SECONDS = 600.0  # ten minutes: memory is flat in length, time is linear
 MAX_FPS = 60.0
+MAX_IMAGE_CANDIDATES = 16  # one batch of first latent frames, asked at 6 times each: 192 in a forward
 
 
 @dataclass
@@ -227,7 +228,13 @@ def check_request(pipe: Pipeline, req: GenerationRequest, out: Path) -> Plan:
     plan.image_first = image_first
     image_cfg = pipe.sample.image_cfg if req.image_cfg is None else req.image_cfg
     plan.image_cfg = scale if image_cfg is None else _guidance(image_cfg, "image_cfg")
-    plan.image_candidates = pipe.sample.image_candidates
+    n = pipe.sample.image_candidates
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= MAX_IMAGE_CANDIDATES:
+        limit = f"1..{MAX_IMAGE_CANDIDATES}"
+        raise UserError(
+            "model.sample.invalid", f"sample.json: image_candidates must be in {limit}, got {n!r}"
+        )
+    plan.image_candidates = n
     td, base = cfg.vae.temporal_down, cfg.frames
     context = pipe.sample.context if req.context is None else req.context
     latent_frames = pipe.vae.latent_shape(base, cfg.height, cfg.width)[1]
