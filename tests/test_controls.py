@@ -595,15 +595,35 @@ def test_a_continuation_given_two_latent_frames_repeats_eight_and_adds_eight(tmp
     assert err.value.code == "input.context.invalid"
 
 
+def _prompt_driven_pipe():
+    """The test model with its zero-initialised gates and head made random: the prompt now matters."""
+    pipe = load_model(preset="test")
+    with torch.no_grad():
+        for p in pipe.dit.parameters():
+            if not p.abs().any():
+                p.normal_(0.0, 0.05)
+    return pipe
+
+
+def _spied(dit, monkeypatch) -> list:
+    """Every forward of `dit` from now on, as (x, t, cond, v)."""
+    calls = []
+    forward = dit.forward
+
+    def spy(x, t, text, mask, cond=None):
+        v = forward(x, t, text, mask, cond)
+        calls.append((x, t, cond, v))
+        return v
+
+    monkeypatch.setattr(dit, "forward", spy)
+    return calls
+
+
 def test_segments_from_known_frames_take_their_own_guidance_scale(tmp_path):
     from mutoscope.request import check_request
     from mutoscope.segments import base_frames
 
-    pipe = load_model(preset="test")
-    with torch.no_grad():  # the zero-initialised gates and head made random: the prompt now matters
-        for p in pipe.dit.parameters():
-            if not p.abs().any():
-                p.normal_(0.0, 0.05)
+    pipe = _prompt_driven_pipe()
     req = GenerationRequest("a ball", seed=3, steps=2, seconds=1.5, cfg=6.0)
 
     def chunks(**kw) -> list[np.ndarray]:  # the frames as made, before the encoder
@@ -631,22 +651,10 @@ def test_image_first_draws_the_first_latent_frame_alone_then_the_segment_from_it
     stage."""
     from mutoscope.diffusion.flow import time_grid
 
-    pipe = load_model(preset="test")
-    with torch.no_grad():  # the zero-initialised gates and head made random: the prompt now matters
-        for p in pipe.dit.parameters():
-            if not p.abs().any():
-                p.normal_(0.0, 0.05)
+    pipe = _prompt_driven_pipe()
     C = pipe.config.vae.latent_channels
     Tz = pipe.vae.latent_shape(pipe.config.frames, pipe.config.height, pipe.config.width)[1]
-    calls = []
-    forward = pipe.dit.forward
-
-    def spy(x, t, text, mask, cond=None):
-        v = forward(x, t, text, mask, cond)
-        calls.append((x, t, cond, v))
-        return v
-
-    monkeypatch.setattr(pipe.dit, "forward", spy)
+    calls = _spied(pipe.dit, monkeypatch)
     seen = []
     req = GenerationRequest("a ball", seed=3, steps=2, seconds=1, cfg=6.0, continue_cfg=1.0, image_first=True)
     result = generate(pipe, req, tmp_path / "i.mp4", callback=lambda *a: seen.append(a))
@@ -748,21 +756,9 @@ def test_the_image_stage_keeps_the_candidate_the_prompt_explains_best(tmp_path, 
     best handed to the segment."""
     from mutoscope.diffusion import rerank
 
-    pipe = load_model(preset="test")
-    with torch.no_grad():  # the zero-initialised gates and head made random: the prompt now matters
-        for p in pipe.dit.parameters():
-            if not p.abs().any():
-                p.normal_(0.0, 0.05)
+    pipe = _prompt_driven_pipe()
     C = pipe.config.vae.latent_channels
-    calls = []
-    forward = pipe.dit.forward
-
-    def spy(x, t, text, mask, cond=None):
-        v = forward(x, t, text, mask, cond)
-        calls.append((x, t, cond, v))
-        return v
-
-    monkeypatch.setattr(pipe.dit, "forward", spy)
+    calls = _spied(pipe.dit, monkeypatch)
     asked = []
     evidence = rerank.prompt_evidence
 
