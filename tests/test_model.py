@@ -234,3 +234,17 @@ def test_preset_parameter_counts(name, millions):
     with torch.device("meta"):
         model = DiT(preset(name).dit)
     assert abs(model.num_params() / 1e6 - millions) / millions < 0.01
+
+
+def test_a_deeper_dit_grown_from_a_trained_one_computes_what_it_did():
+    """DiT.deepen: the trained blocks spread over the new depth, fresh (identity) blocks between."""
+    shallow = _perturbed(DiT(CFG))
+    deep = DiT(dataclasses.replace(CFG, depth=5)).eval()
+    deep.load_state_dict(deep.widen_state(shallow.state_dict()))
+    x, t, text, mask = _inputs()
+    assert torch.allclose(deep(x, t, text, mask), shallow(x, t, text, mask), atol=1e-6)
+    assert torch.equal(deep.blocks[3].attn.qkv.weight, shallow.blocks[2].attn.qkv.weight)  # 2 * 5 // 3
+    _perturbed(deep.blocks[2])  # a new block (2 and 4 are new) trained off the identity changes it
+    assert not torch.allclose(deep(x, t, text, mask), shallow(x, t, text, mask), atol=1e-4)
+    with pytest.raises(ValueError, match="long skips"):
+        DiT(dataclasses.replace(CFG, depth=5, long_skip=True)).deepen(shallow.state_dict())

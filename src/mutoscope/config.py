@@ -223,6 +223,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         vae=dict(blocks_per_stage=2, decoder_blocks_per_stage=3),
         dit=dict(dim=256, depth=8, heads=4, cond_channels=22, camera_rope=True),
     ),
+    # Candidate (2026-12-07): the tiny model at 12 blocks, grown from the shipped 8 (DiT.deepen: the
+    # new blocks start as the identity). The claims are capped by drawing shapes from noise, not by
+    # reading the prompt (docs/BENCHMARKS.md, "A token refiner"): capacity is the next thing to try.
+    "tiny-deep": dict(
+        vae=dict(blocks_per_stage=2, decoder_blocks_per_stage=3),
+        dit=dict(dim=256, depth=12, heads=4, cond_channels=22, camera_rope=True),
+    ),
     # Candidate (2026-12-07): the tiny model with a 2-block token refiner (model/text_refiner.py).
     "tiny-refine": dict(
         vae=dict(blocks_per_stage=2, decoder_blocks_per_stage=3),

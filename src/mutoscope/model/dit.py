@@ -242,8 +242,10 @@ class DiT(nn.Module):
         features and the final layer's rows for the new latent channels are zero, and a missing camera
         embedding or token refiner takes this model's initial one (zero output; the identity). The model
         computes what it did on the channels it knew; the controls start switched off (as adaLN-Zero
-        starts each block off) and the new latent channels at zero velocity, to be learned."""
+        starts each block off) and the new latent channels at zero velocity, to be learned. A shallower
+        DiT's blocks are spread over this one's depth (deepen)."""
         own = self.state_dict()
+        state = self.deepen(state)
         state = {
             **state,
             **{
@@ -282,6 +284,27 @@ class DiT(nn.Module):
             new[:, :C0] = old.reshape(P, C0, *old.shape[1:])
             out[f"final.linear.{name}"] = new.reshape(P * C, *old.shape[1:])
         return out
+
+    def deepen(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A state dict of a shallower DiT made to fit this one's depth: its block i becomes block
+        i * depth // old_depth, and the blocks between start as this model's own fresh ones. A fresh
+        block is exactly the identity (adaLN-Zero's gates and the cross-attention's output at zero),
+        so the deeper model computes what the shallower one did, and trains on from there (progressive
+        stacking, Gong et al. 2019, with identity blocks between the trained ones, not copies)."""
+        old = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
+        depth = self.cfg.depth
+        if old >= depth:
+            return state
+        if self.cfg.long_skip:
+            raise ValueError("cannot deepen a DiT with U-ViT long skips (they pair blocks by depth)")
+        own = self.state_dict()
+        grown = {k: v for k, v in state.items() if not k.startswith("blocks.")}
+        grown |= {k: v for k, v in own.items() if k.startswith("blocks.")}  # fresh: the identity
+        for k, v in state.items():
+            if k.startswith("blocks."):
+                _, i, rest = k.split(".", 2)
+                grown[f"blocks.{int(i) * depth // old}.{rest}"] = v
+        return grown
 
     def transplant_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A trained DiT over another latent format (other patches or latent channels: a new VAE)
