@@ -62,7 +62,8 @@ class DiTConfig:
     # camera_positions); False: screen positions always (models trained before it).
     camera_rope: bool = False
     # Self-attention blocks over the text tokens before the blocks read them (model/text_refiner.py):
-    # MiniLM's state of a shape word does not say which color the prompt gives it. 0: none.
+    # MiniLM's state of a shape word does not say which color the prompt gives it. Tried at 2
+    # (2026-12-07, 1500 steps): level with its control (docs/BENCHMARKS.md, "A token refiner"). 0: none.
     text_refiner: int = 0
 
 
