@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 
 from mutoscope.diffusion.flow import interpolate, target
-from mutoscope.text import pad_to
+from mutoscope.diffusion.sampling import paired_prompts
 
 # Times the evidence is read at: the middle of the path, where the layout the prompt asks for is
 # decided (from the truth noised to t0 <= 0.5 the model redraws it; docs/BENCHMARKS.md, "Where the
@@ -46,12 +46,7 @@ def prompt_evidence(
     x0k = x0.repeat_interleave(k, dim=0)
     noisek = noise.repeat(n, *([1] * (x0.ndim - 1)))
     xt = interpolate(x0k, noisek, t)
-    length = max(text.shape[1], neg_text.shape[1])
-    text, mask = pad_to(text, mask, length)
-    neg_text, neg_mask = pad_to(neg_text, neg_mask, length)
-    m = n * k
-    both_text = torch.cat([text.expand(m, -1, -1), neg_text.expand(m, -1, -1)])
-    both_mask = torch.cat([mask.expand(m, -1), neg_mask.expand(m, -1)])
+    both_text, both_mask = paired_prompts(text, mask, neg_text, neg_mask, n * k)
     v_cond, v_neg = model(torch.cat([xt, xt]), torch.cat([t, t]), both_text, both_mask).chunk(2)
     want = target(x0k, noisek)
     dims = tuple(range(1, x0.ndim))

@@ -99,6 +99,19 @@ def ancestral(model: Field, x: torch.Tensor, ts: torch.Tensor, callback: Callbac
 SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {"euler": euler, "heun": heun, "ancestral": ancestral}
 
 
+def paired_prompts(
+    text: torch.Tensor, mask: torch.Tensor, neg_text: torch.Tensor, neg_mask: torch.Tensor, batch: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prompt and the negative for one forward of batch 2 `batch`: both padded to one length, each
+    expanded to `batch` rows where it has one (one negative for the whole batch), the prompt first."""
+    length = max(text.shape[1], neg_text.shape[1])
+    text, mask = pad_to(text, mask, length)
+    neg_text, neg_mask = pad_to(neg_text, neg_mask, length)
+    text, mask = text.expand(batch, -1, -1), mask.expand(batch, -1)
+    neg_text, neg_mask = neg_text.expand(batch, -1, -1), neg_mask.expand(batch, -1)
+    return torch.cat([text, neg_text]), torch.cat([mask, neg_mask])
+
+
 def cfg_wrapper(
     model: Callable[..., torch.Tensor],
     text: torch.Tensor,
@@ -114,12 +127,7 @@ def cfg_wrapper(
     """
     if scale == 1.0:
         return lambda x, t: model(x, t, text, mask)
-    length = max(text.shape[1], neg_text.shape[1])
-    text, mask = pad_to(text, mask, length)
-    neg_text, neg_mask = pad_to(neg_text, neg_mask, length)
-    if neg_text.shape[0] != text.shape[0]:  # one negative prompt for the whole batch
-        neg_text, neg_mask = neg_text.expand(text.shape[0], -1, -1), neg_mask.expand(text.shape[0], -1)
-    both_text, both_mask = torch.cat([text, neg_text]), torch.cat([mask, neg_mask])
+    both_text, both_mask = paired_prompts(text, mask, neg_text, neg_mask, text.shape[0])
 
     def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         v_cond, v_neg = model(torch.cat([x, x]), torch.cat([t, t]), both_text, both_mask).chunk(2)

@@ -194,7 +194,6 @@ class DiT(nn.Module):
         grid = (T // pt, H // ph, W // pw)
         dtype = self.patch_embed.weight.dtype
         x_in = x if cond is None else torch.cat([x, cond], dim=1)
-        text = text.to(dtype)
         tokens = rearrange(
             x_in.to(dtype), "b c (t pt) (h ph) (w pw) -> b (t h w) (pt ph pw c)", pt=pt, ph=ph, pw=pw
         )
