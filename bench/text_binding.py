@@ -52,17 +52,17 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
 
-    readers = {"MiniLM": None}
-    refined = {}
+    # Each reader maps MiniLM's states (1, L, 384) and mask to the token states it reads out.
+    readers = {"MiniLM": lambda states, mask: states}
     if args.model is not None:
         from mutoscope.pipeline import load_model
 
         dit = load_model(args.model).dit.float().eval()
         if dit.refiner is None:
             raise SystemExit(f"{args.model}: its DiT has no token refiner")
-        readers["projected"] = dit
-        readers["after the refiner"] = dit
-        refined = {"after the refiner"}
+        readers["projected"] = lambda states, mask: dit.text_proj(states)
+        t = torch.tensor([args.t])
+        readers["after the refiner"] = lambda states, mask: dit.prompt(t, states, mask)[1]
     encoder = TextEncoder()
     rows = prompts()
     # Two splits. Held-out color-shape pairs: a read-out must find the color in a form shared by all
@@ -75,25 +75,22 @@ def main() -> None:
         ),
         "random": np.random.default_rng(0).random(len(rows)) < 0.25,
     }
+    first = {name: [] for name in readers}  # each reader's states of the 1st shape word, and the 2nd's
+    second = {name: [] for name in readers}
+    for text, _, s1, _, s2 in rows:  # each prompt encoded once, read by every reader
+        tokens = encoder.tokenizer.encode(text).tokens
+        i1, i2 = tokens.index(s1), len(tokens) - 1 - tokens[::-1].index(s2)
+        states, mask = encoder.encode([text])
+        with torch.no_grad():
+            for name, read in readers.items():
+                out = read(states, mask)
+                first[name].append(out[0, i1].numpy())
+                second[name].append(out[0, i2].numpy())
+    Y1 = np.array([COLORS.index(c1) for _, c1, _, _, _ in rows])
+    Y2 = np.array([COLORS.index(c2) for _, _, _, c2, _ in rows])
     table = {}
-    for name, dit in readers.items():
-        first, second, own1, own2 = [], [], [], []
-        for text, c1, s1, c2, s2 in rows:
-            tokens = encoder.tokenizer.encode(text).tokens
-            i1, i2 = tokens.index(s1), len(tokens) - 1 - tokens[::-1].index(s2)
-            states, mask = encoder.encode([text])
-            if dit is not None:
-                with torch.no_grad():
-                    if name in refined:
-                        _, states = dit.prompt(torch.tensor([args.t]), states, mask)
-                    else:
-                        states = dit.text_proj(states)
-            first.append(states[0, i1].numpy())
-            second.append(states[0, i2].numpy())
-            own1.append(COLORS.index(c1))
-            own2.append(COLORS.index(c2))
-        X1, X2, Y1, Y2 = map(np.array, (first, second, own1, own2))
-
+    for name in readers:
+        X1, X2 = np.array(first[name]), np.array(second[name])
         for split, held in splits.items():
 
             def score(X, Y, held=held):
