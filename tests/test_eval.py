@@ -16,6 +16,7 @@ from mutoscope.eval.runner import (
     run_vae,
     vae_roundtrip,
 )
+from mutoscope.eval.scene_match import match_summary, scene_match
 from mutoscope.eval.suites import SUITE_SIZES, per_background, suite
 from mutoscope.world.claims import holds
 from mutoscope.world.holdout import HELD_OUT_WORDS_BY_KIND, held_out_pairs, in_training, is_novel
@@ -61,9 +62,12 @@ def test_ground_truth_renders_pass_and_the_report_counts_them(tmp_path):
     assert total == sum(len(p.claims) for p in prompts)
     assert passed >= total - 1  # the judge's ground-truth accuracy is ~97-100% per claim type
     assert 0 < summary["scene"]["object_cover"] < 0.5 and summary["scene"]["blobs"] >= 1  # 1-3 objects
+    assert summary["objects"]["precision"] == summary["objects"]["recall"] == 1.0  # the scene, no more
+    assert summary["objects"]["extra"] == 0.0
     table = markdown({"ground truth": summary})
     assert "| **overall** |" in table and f"({passed}/{total})" in table
     assert "| object blobs a frame (mean) |" in table
+    assert "| objects seen that the scene has (precision) | 100.0% |" in table
     png = plot({"ground truth": summary}, tmp_path / "claims.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -93,6 +97,31 @@ def test_painted_is_the_frame_mean_of_object_cover_and_blobs():
     frames = [FramePerception([], np.zeros((4, 4), bool)), FramePerception([object(), object()], quarter)]
     assert object_cover(frames).tolist() == [0.0, 0.25]
     assert painted(frames) == {"object_cover": 0.125, "blobs": 1.0}
+
+
+def test_an_object_the_scene_lacks_costs_precision_not_recall():
+    from dataclasses import replace
+
+    from mutoscope.world.judge import judge
+    from mutoscope.world.spec import ObjectSpec
+    from mutoscope.world.vocab import Camera, Shape
+
+    still = (p.spec for p in suite("quick", 20) if p.spec.camera is Camera.STATIC)
+    scene = next(s for s in still if len(s.objects) == 1)
+    taken = (scene.objects[0].color, scene.objects[0].shape)
+    color, shape = next(
+        (c, s) for c in ("red", "blue") for s in (Shape.SQUARE, Shape.STAR) if (c, s) != taken
+    )
+    # The extra object in the corner the scene's object is farthest from, so that they never touch.
+    x = 0.2 if scene.objects[0].x > 0.5 else 0.8
+    y = 0.2 if scene.objects[0].y > 0.5 else 0.8
+    extra = ObjectSpec(shape=shape, color=color, size="medium", x=x, y=y)
+    painted_more = replace(scene, objects=(*scene.objects, extra))
+    reading = judge(render(painted_more, 64, 64, 8.0), []).reading
+    m = scene_match(reading, scene)
+    assert m == {"seen": 2, "asked": 1, "matched": 1}
+    s = match_summary([m, {"seen": 1, "asked": 1, "matched": 1}])
+    assert s == {"precision": 2 / 3, "recall": 1.0, "exact": 0.5, "extra": 0.5}
 
 
 def test_the_report_breaks_claims_down_by_what_was_novel_in_the_prompt():

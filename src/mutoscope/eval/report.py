@@ -9,6 +9,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from mutoscope.eval.scene_match import match_summary
 from mutoscope.world.claims import ClaimType
 
 SOURCE_ORDER = ("ground truth", "ground truth through the VAE", "model", "untrained")
@@ -20,8 +21,8 @@ NOTHING_NOVEL = "nothing held out"
 def summarise(rows: list[dict]) -> dict[str, dict]:
     """{source: {"types": {claim type: (passed, total)}, "overall": (passed, total), "consistency": median,
     "prompts": n, "seconds": mean, "novelty": {tag: (passed, total)}, "scene": {"object_cover": mean,
-    "blobs": mean}}}; a prompt with two novel parts counts under both tags; rows of older reports lack
-    "scene"."""
+    "blobs": mean}, "objects": scene_match.match_summary}}; a prompt with two novel parts counts under
+    both tags; rows of older reports lack "scene" and "objects"."""
     out: dict[str, dict] = {}
     by_source: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
@@ -50,6 +51,9 @@ def summarise(rows: list[dict]) -> dict[str, dict]:
         scenes = [r["scene"] for r in rs if "scene" in r]
         if scenes:
             out[source]["scene"] = {k: statistics.mean(s[k] for s in scenes) for k in scenes[0]}
+        matches = [r["objects"] for r in rs if "objects" in r]
+        if matches:
+            out[source]["objects"] = match_summary(matches)
     return out
 
 
@@ -80,6 +84,12 @@ def markdown(summary: dict) -> str:
         cover = lambda x: f"{x['scene']['object_cover']:.3f}"  # noqa: E731
         lines.append(row("object cover (mean share of the frame)", cover))
         lines.append(row("object blobs a frame (mean)", lambda x: f"{x['scene']['blobs']:.2f}"))
+    if all("objects" in summary[s] for s in sources):
+        share = lambda key: lambda x: f"{100 * x['objects'][key]:.1f}%"  # noqa: E731
+        lines.append(row("objects seen that the scene has (precision)", share("precision")))
+        lines.append(row("scene objects seen (recall)", share("recall")))
+        lines.append(row("clips with the scene's objects and no other", share("exact")))
+        lines.append(row("extra objects a clip (mean)", lambda x: f"{x['objects']['extra']:.2f}"))
     lines.append(row("prompts", lambda x: str(x["prompts"])))
     lines.append(row("seconds per prompt", lambda x: f"{x['seconds']:.2f}"))
     return "\n".join(lines) + "\n"

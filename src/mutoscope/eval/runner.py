@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from mutoscope.data.world_stream import from_model, to_model
+from mutoscope.eval.scene_match import scene_match
 from mutoscope.eval.suites import SuitePrompt
 from mutoscope.post.mp4 import write_mp4
 from mutoscope.world.judge import judge
@@ -51,6 +52,7 @@ def judged_row(p: SuitePrompt, source: str, video: Path, seconds: float) -> dict
         "verdicts": [v.to_dict() for v in report.verdicts],
         "consistency": report.consistency.to_dict(),
         "scene": painted(report.reading.perception),
+        "objects": scene_match(report.reading, p.spec),
         "seconds": round(seconds, 3),
     }
 
