@@ -787,3 +787,53 @@ def test_the_image_stage_keeps_the_candidate_the_prompt_explains_best(tmp_path, 
     with pytest.raises(UserError) as err:
         generate(pipe, req, tmp_path / "bad.mp4")
     assert err.value.code == "model.sample.invalid" and not (tmp_path / "bad.mp4").exists()
+
+
+def test_a_segment_from_a_first_keyframe_starts_from_it_repeated_and_noised(tmp_path, monkeypatch):
+    """With known_start t0 < 1 a segment that starts from a first keyframe starts at t0 from that
+    latent frame repeated over the segment, noised on the straight path, its time grid scaled to
+    [t0, 0]; a continuation, a segment without a keyframe, one with a camera move, or t0 = 1: from
+    noise at t = 1."""
+    from mutoscope.diffusion.flow import time_grid
+
+    pipe = _prompt_driven_pipe()
+    C = pipe.config.vae.latent_channels
+    calls = _spied(pipe.dit, monkeypatch)
+    still = np.full((pipe.config.height, pipe.config.width, 3), 90, np.uint8)
+    req = GenerationRequest(
+        "a ball", seed=3, steps=2, seconds=1.5, cfg=1.0, first_frame=still, known_start=0.6
+    )
+    record = generate(pipe, req, tmp_path / "k.mp4").record
+    assert record["known_start"] == 0.6
+    assert len(calls) == 4  # two segments of two steps, unguided: one forward a step
+    from_noise = time_grid(2, pipe.sample.shift)
+    x, t, cond, _ = calls[0]  # the keyframe's segment, first step
+    assert torch.allclose(t, torch.tensor([0.6 * from_noise[0].item()]))
+    assert torch.allclose(calls[1][1], torch.tensor([0.6 * from_noise[1].item()]))
+    known = cond[0, :C, 0]  # the keyframe's latents
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))  # the segment's draw
+    assert torch.allclose(x, 0.4 * known[None, :, None] + 0.6 * noise, atol=1e-5)
+    assert calls[2][1].item() == from_noise[0].item() == 1.0  # the continuation: from noise
+    # From noise: no keyframe, a camera move, or t0 = 1 (the default).
+    for name, change in {
+        "t": {"first_frame": None},
+        "c": {"camera": "pan_left"},
+        "d": {"known_start": None},
+    }.items():
+        calls.clear()
+        plain = generate(pipe, dataclasses.replace(req, seconds=1, **change), tmp_path / f"{name}.mp4")
+        assert calls[0][1].item() == 1.0
+        assert plain.record["known_start"] == (0.6 if name != "d" else 1.0)
+    for bad in (0.0, 1.5, True):
+        with pytest.raises(UserError) as err:
+            generate(pipe, dataclasses.replace(req, known_start=bad), tmp_path / "bad.mp4")
+        assert err.value.code == "input.known_start.invalid" and not (tmp_path / "bad.mp4").exists()
+
+
+def test_the_known_lead_counts_the_keyed_latent_frames_from_the_first():
+    cond = torch.zeros(controls.cond_channels(4), 4, 2, 2)
+    assert controls.known_lead(cond, 4) == 0
+    controls.set_keyframes(cond, torch.ones(4, 1, 2, 2), [3])  # an end keyframe alone
+    assert controls.known_lead(cond, 4) == 0
+    controls.set_keyframes(cond, torch.ones(4, 2, 2, 2), [0, 1])  # a continuation's two
+    assert controls.known_lead(cond, 4) == 2

@@ -216,3 +216,23 @@ def test_per_background_takes_each_backgrounds_first_prompts_of_the_suite():
     assert all(dev[p.index] == p for p in picked)
     with pytest.raises(UserError, match="night"):
         per_background("quick", 1)  # its 16 prompts name no night sky
+
+
+def test_a_boundary_keeps_identity_only_where_there_are_objects_to_keep():
+    from dataclasses import replace
+
+    import numpy as np
+
+    from mutoscope.eval.controls import boundary_identity
+    from mutoscope.world.vocab import Camera
+
+    scene = next(
+        p.spec for p in suite("quick", 40) if len(p.spec.objects) > 1 and p.spec.camera is Camera.STATIC
+    )
+    video = render(scene, 64, 64, 8.0)  # 16 frames: a boundary at 8 sees the same objects either side
+    assert boundary_identity(video, 8.0, [8]) == [True]
+    gone = video.copy()  # one object lost at the boundary
+    gone[8:] = render(replace(scene, objects=scene.objects[:1]), 64, 64, 8.0)[8:]
+    assert boundary_identity(gone, 8.0, [8]) == [False]
+    blank = np.full_like(video, 128)  # nothing to keep: not kept
+    assert boundary_identity(blank, 8.0, [8]) == [False]

@@ -51,6 +51,9 @@ def add_parser(subparsers) -> None:
                         "(default: the model's)")  # fmt: skip
     p.add_argument("--image-cfg", type=float, default=None,
                    help="guidance of that first frame, >= 0 (default: the model's)")  # fmt: skip
+    p.add_argument("--known-start", type=float, default=None,
+                   help="flow time in (0, 1] a segment from a first keyframe starts at, from it repeated; "
+                        "1: from noise (default: the model's)")  # fmt: skip
     p.add_argument("--seconds", type=float, default=2.0, help="video length (default 2; longer is extended)")
     p.add_argument(
         "--sampler",
@@ -163,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
         "continue_cfg": args.continue_cfg,
         "image_first": args.image_first,
         "image_cfg": args.image_cfg,
+        "known_start": args.known_start,
         "seconds": args.seconds,
         "sampler": args.sampler,
         **control_args(args),

@@ -122,6 +122,10 @@ class SampleConfig:
     # frame against 4.2); chosen by the conditional error alone instead, fewer blobs (3.5) and 32.2%
     # against 33.5% (110 prompts). docs/BENCHMARKS.md, "A token refiner; the best of four first frames".
     image_candidates: int = 1
+    # The flow time a segment from a first keyframe (given, or the image stage's) starts at: that
+    # latent frame repeated over the segment, noised to this time (segments.known_start); 1: from
+    # noise. Not with a camera move, not for continuations.
+    known_start: float = 1.0
 
 
 @dataclass(frozen=True)

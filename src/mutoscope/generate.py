@@ -101,6 +101,7 @@ def generate(pipe: Pipeline, req: GenerationRequest, out: str | Path,
         "context": plan.overlap // cfg.vae.temporal_down, "continue_cfg": plan.continue_cfg,
         "image_first": plan.image_first, "image_cfg": plan.image_guidance if plan.image_stage else None,
         "image_candidates": plan.image_candidates if plan.image_stage else None,
+        "known_start": plan.known_start,
         "base": {"width": cfg.width, "height": cfg.height, "fps": cfg.fps, "frames": plan.frames},
         "controls": describe_controls(req, plan),
     }

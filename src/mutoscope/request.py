@@ -43,6 +43,7 @@ class GenerationRequest:
     continue_cfg: float | None = None  # guidance of segments that start from known frames (keyframe, tail)
     image_first: bool | None = None  # text-to-image, then image-to-video (SampleConfig); None: the model's
     image_cfg: float | None = None  # guidance of that image stage; None: the model's (its cfg if unset)
+    known_start: float | None = None  # time a segment from a first keyframe starts at; None: the model's
     seconds: float = 2.0
     sampler: str | None = None
     watermark: bool = True  # the invisible mark (post/watermark.py) in every frame and the poster
@@ -90,6 +91,7 @@ class Plan:
     image_first: bool = False  # a segment from the prompt alone samples its first latent frame first
     image_cfg: float | None = None  # the guidance of that image stage; None: cfg
     image_candidates: int = 1  # first latent frames the image stage draws to keep the best of
+    known_start: float = 1.0  # a segment from a first keyframe starts there, from it repeated (segments.py)
     extends: str | None = None
     negative: str = ""
     notes: list[str] = field(default_factory=list)
@@ -235,6 +237,8 @@ def check_request(pipe: Pipeline, req: GenerationRequest, out: Path) -> Plan:
             "model.sample.invalid", f"sample.json: image_candidates must be in {limit}, got {n!r}"
         )
     plan.image_candidates = n
+    t0 = pipe.sample.known_start if req.known_start is None else req.known_start
+    plan.known_start = _number(t0, "input.known_start.invalid", "known_start", 0, 1)
     td, base = cfg.vae.temporal_down, cfg.frames
     context = pipe.sample.context if req.context is None else req.context
     latent_frames = pipe.vae.latent_shape(base, cfg.height, cfg.width)[1]

@@ -149,11 +149,12 @@ def base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -
             controls.set_keyframes(cond[0], z0[0].to(cond), [0])  # as a continuation's first latent frame
             from_known = True
         model = cfg_wrapper(with_cond(pipe.dit, cond), *text, plan.guidance(from_known=from_known))
+        x, times = (noise, ts) if tail is not None else known_start(pipe, plan, cond, noise, ts)
 
         at = start + (0 if tail is None else overlap - 1)
         hold = held_regions(pipe, plan, maps, still, noise, start / cfg.fps, at / cfg.fps)
         with torch.inference_mode():
-            z = SAMPLERS[plan.sampler](model, noise, ts, callback=step, project=hold, generator=generator)
+            z = SAMPLERS[plan.sampler](model, x, times, callback=step, project=hold, generator=generator)
         timings["denoise_s"] = timings.get("denoise_s", 0.0) + time.perf_counter() - t0
         t0 = time.perf_counter()
         z = pipe.vae.denormalize(z.float()).to(next(pipe.vae.parameters()).dtype)
@@ -174,6 +175,31 @@ def base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -
         callback("decode", k + 1, n)
         tail = rgb[-overlap:].copy()  # the marking stage writes into the chunks it is handed
         yield new
+
+
+def known_start(
+    pipe: Pipeline, plan: Plan, cond: torch.Tensor | None, noise: torch.Tensor, ts: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where a segment that starts from a first keyframe (given, or the image stage's) starts
+    sampling: (x, time grid). With `plan.known_start` t0 < 1, from that latent frame repeated over
+    the segment, noised to t0 on the straight path, the grid scaled to [t0, 0] (the same number of
+    steps); else from noise at t = 1.
+
+    The repeated frame lays the scene out where the keyframe has it: the layout that sampling from
+    noise decides above t = 0.5 and gets wrong (docs/BENCHMARKS.md, "Where the claims are lost"),
+    while the noise leaves the model room to move things (ConsistI2V's FrameInit, Ren et al. 2024,
+    starts from the frame's low frequencies). Not with a camera move, which a still frame repeated
+    would hold back; and not for a continuation (the caller's choice), whose generated tail, started
+    from so, faded segment by segment (docs/BENCHMARKS.md, "Starting from the known frame")."""
+    t0 = plan.known_start
+    if t0 >= 1 or cond is None or plan.camera is not None:
+        return noise, ts
+    C = pipe.dit.cfg.in_channels
+    lead = controls.known_lead(cond[0], C)
+    if not lead:
+        return noise, ts
+    latest = cond[:, :C, lead - 1 : lead].to(noise)  # (1, C, 1, h, w)
+    return (1 - t0) * latest + t0 * noise, ts * t0
 
 
 def first_latent_frame(

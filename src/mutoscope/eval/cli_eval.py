@@ -51,6 +51,8 @@ def add_parser(subparsers) -> None:
                    help="text-to-image, then image-to-video (default: the model's sample.json)")  # fmt: skip
     p.add_argument("--image-cfg", type=float, default=None,
                    help="guidance of the image stage (default: the model's sample.json)")  # fmt: skip
+    p.add_argument("--known-start", type=float, default=None,
+                   help="time a segment from a first keyframe starts at (default: sample.json)")  # fmt: skip
     p.add_argument("--out", default="out/eval", help="report directory")
     p.set_defaults(func=run)
 
@@ -102,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
             run_vae(prompts, vae, (cfg.width, cfg.height), cfg.fps, out / "vae", keep)
         if args.vae is None:  # a candidate VAE's ceiling is measured alone
             given = {"first_frame": args.first_frame, "continue_cfg": args.continue_cfg,
-                     "image_first": args.image_first, "image_cfg": args.image_cfg}  # fmt: skip
+                     "image_first": args.image_first, "image_cfg": args.image_cfg,
+                     "known_start": args.known_start}  # fmt: skip
             run_model(prompts, pipe, "model", out / "model", args.steps, args.cfg, keep, **given)
             if "untrained" in baselines:
                 fresh = load_model(preset=cfg.name)
@@ -113,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     keyed = ", the truth's first frame given" if args.first_frame else ""
     keyed += {True: ", image first", False: ", not image first", None: ""}[args.image_first]
     keyed += "" if args.image_cfg is None else f", image guidance {args.image_cfg:g}"
+    keyed += "" if args.known_start is None else f", known frames from t = {args.known_start:g}"
     title = f"# eval: suite {args.suite}, {len(prompts)} prompts{keyed}, {what}\n\n"
     novel = novelty_markdown(summary)
     (out / "report.md").write_text(title + table + "\n" + novel + "\n![claims](claims.png)\n")

@@ -177,7 +177,8 @@ def brush_errors(frames: np.ndarray, fps: float, bc: BrushCase) -> tuple[float, 
 
 def boundary_identity(frames: np.ndarray, fps: float, boundaries: list[int], window: int = 8) -> list[bool]:
     """Per segment boundary: the judge reads the same objects (color, shape, size) in the `window`
-    frames before it as in the `window` frames after it."""
+    frames before it as in the `window` frames after it, and at least one: a video that has lost its
+    objects keeps nothing (until 2026-12-08 two empty readings counted as kept)."""
 
     def objects(clip: np.ndarray) -> list[tuple[str, str, str]]:
         reading = read_scene(clip, fps)
@@ -187,7 +188,8 @@ def boundary_identity(frames: np.ndarray, fps: float, boundaries: list[int], win
     for b in boundaries:
         if b - window < 0 or b + window > len(frames):
             continue
-        kept.append(objects(frames[b - window : b]) == objects(frames[b : b + window]))
+        before = objects(frames[b - window : b])
+        kept.append(bool(before) and before == objects(frames[b : b + window]))
     return kept
 
 

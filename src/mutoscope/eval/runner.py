@@ -93,10 +93,11 @@ def run_vae(prompts: list[SuitePrompt], vae, size: tuple[int, int], fps: float, 
 def run_model(prompts: list[SuitePrompt], pipe, source: str, out: Path, steps: int | None,
               cfg: float | None, on_row: Callable[[dict], None], first_frame: bool = False,
               continue_cfg: float | None = None, image_first: bool | None = None,
-              image_cfg: float | None = None) -> None:  # fmt: skip
+              image_cfg: float | None = None, known_start: float | None = None) -> None:  # fmt: skip
     """A model: each prompt through generate(), THE inference path, with the suite's seed; with
     `first_frame`, image-to-video from the first frame of the prompt's ground-truth render, guided by
-    `continue_cfg` (None: the model's); `image_first` and `image_cfg` as generate() (None: the model's)."""
+    `continue_cfg` (None: the model's); `image_first`, `image_cfg` and `known_start` as generate() (None:
+    the model's)."""
     from mutoscope.generate import GenerationRequest, generate
 
     out.mkdir(parents=True, exist_ok=True)
@@ -113,6 +114,7 @@ def run_model(prompts: list[SuitePrompt], pipe, source: str, out: Path, steps: i
             continue_cfg=continue_cfg,
             image_first=image_first,
             image_cfg=image_cfg,
+            known_start=known_start,
         )
         result = generate(pipe, req, out / f"{p.index:04d}.mp4")
         on_row(judged_row(p, source, Path(result.video), time.perf_counter() - start))

@@ -151,8 +151,8 @@ def to_request(params: dict[str, Any], inputs: Inputs, width: int, height: int) 
     y], ...]}] (the trajectory at its `times`, or spread evenly over the requested seconds);
     motion_brush.static_mask -> static_mask; extend.generation_id -> the source's MP4;
     resolution + aspect -> size "WxH" (capabilities.output_size); guidance -> cfg; continue_guidance
-    -> continue_cfg; image_first as it is; image_guidance -> image_cfg; camera.path and storyboard
-    pass through as lists of dicts.
+    -> continue_cfg; image_first and known_start as they are; image_guidance -> image_cfg; camera.path
+    and storyboard pass through as lists of dicts.
     """
     from mutoscope.generate import GenerationRequest
 
@@ -182,6 +182,7 @@ def to_request(params: dict[str, Any], inputs: Inputs, width: int, height: int) 
         continue_cfg=params.get("continue_guidance"),
         image_first=params.get("image_first"),
         image_cfg=params.get("image_guidance"),
+        known_start=params.get("known_start"),
         sampler=params.get("sampler"),
         seconds=seconds,
         first_frame=file(keyframes.get("first")),

@@ -124,6 +124,9 @@ class GenerationCreate(Strict):
     # Text-to-video as text-to-image, then image-to-video; default: the model's.
     image_first: StrictBool | None = None  # "yes" is a 422, not true
     image_guidance: float | None = Field(default=None, ge=0, le=30)  # of that image; default: the model's
+    # The time a segment from a first keyframe starts at, from it repeated (1: from noise); default:
+    # the model's.
+    known_start: float | None = Field(default=None, gt=0, le=1)
     sampler: str | None = None
     resolution: str = "base"
     aspect: str | None = None
