@@ -52,7 +52,8 @@ def done_record(client: httpx.Client, gen_id: str) -> dict:
 def test_keyframes_and_camera(server):
     client = server.user()
     first = upload_image(client, picture())
-    a = submit(client, "a red ball rolls", keyframes={"first": first}, continue_guidance=1.5).json()["id"]
+    a = submit(client, "a red ball rolls", keyframes={"first": first}, continue_guidance=1.5, known_start=0.5)
+    a = a.json()["id"]
     b = submit(client, "a red ball rolls", keyframes={"loop": True}, camera={"preset": "pan_left"}).json()[
         "id"
     ]
@@ -62,6 +63,7 @@ def test_keyframes_and_camera(server):
     record = done_record(client, a)
     assert record["controls"] == {"first_frame": first}  # named by its upload id
     assert record["continue_cfg"] == 1.5  # the guidance from the known frame
+    assert record["known_start"] == 0.5  # sampled from the frame repeated, noised to t = 0.5
     looped = done_record(client, b)["controls"]
     assert looped == {"loop": True, "camera": {"pan": -5.0}}  # the preset as its axes
     record = done_record(client, c)
@@ -174,6 +176,7 @@ def test_bad_inputs_are_422_before_any_credits(server):
             ({"continue_guidance": -1}, ["body", "continue_guidance"]),
             ({"image_first": "yes"}, ["body", "image_first"]),
             ({"image_guidance": 31}, ["body", "image_guidance"]),
+            ({"known_start": 0}, ["body", "known_start"]),
         ]:
             r = submit(client, **fields)
             assert r.status_code == 422 and r.json()["code"] == "request.field.invalid", r.text
