@@ -828,12 +828,3 @@ def test_a_segment_from_a_first_keyframe_starts_from_it_repeated_and_noised(tmp_
         with pytest.raises(UserError) as err:
             generate(pipe, dataclasses.replace(req, known_start=bad), tmp_path / "bad.mp4")
         assert err.value.code == "input.known_start.invalid" and not (tmp_path / "bad.mp4").exists()
-
-
-def test_the_known_lead_counts_the_keyed_latent_frames_from_the_first():
-    cond = torch.zeros(controls.cond_channels(4), 4, 2, 2)
-    assert controls.known_lead(cond, 4) == 0
-    controls.set_keyframes(cond, torch.ones(4, 1, 2, 2), [3])  # an end keyframe alone
-    assert controls.known_lead(cond, 4) == 0
-    controls.set_keyframes(cond, torch.ones(4, 2, 2, 2), [0, 1])  # a continuation's two
-    assert controls.known_lead(cond, 4) == 2

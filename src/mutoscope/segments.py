@@ -195,11 +195,10 @@ def known_start(
     if t0 >= 1 or cond is None or plan.camera is not None:
         return noise, ts
     C = pipe.dit.cfg.in_channels
-    lead = controls.known_lead(cond[0], C)
-    if not lead:
+    if cond[0, C, 0].max() < 0.5:  # latent frame 0 is not given
         return noise, ts
-    latest = cond[:, :C, lead - 1 : lead].to(noise)  # (1, C, 1, h, w)
-    return (1 - t0) * latest + t0 * noise, ts * t0
+    first = cond[:, :C, :1].to(noise)  # (1, C, 1, h, w): broadcast over the segment's latent frames
+    return (1 - t0) * first + t0 * noise, ts * t0
 
 
 def first_latent_frame(

@@ -287,16 +287,6 @@ def set_keyframes(cond: torch.Tensor, latents: torch.Tensor, frames: list[int]) 
         cond[C, k] = 1.0
 
 
-def known_lead(cond: torch.Tensor, latent_channels: int) -> int:
-    """How many latent frames from the first on cond (channels, T', h, w) gives as keyframes: 0 for
-    none, 1 for a first keyframe, the context of a continuation (an end keyframe is not counted)."""
-    keyed = cond[latent_channels, :, 0, 0] > 0.5
-    n = 0
-    while n < len(keyed) and keyed[n]:
-        n += 1
-    return n
-
-
 def without_motion(cond: torch.Tensor, latent_channels: int) -> torch.Tensor:
     """cond (B, channels, T', h, w) with the motion controls (camera, brush, static) switched off and
     the keyframes kept: the negative branch of guidance over the motion controls (segments.with_cond)."""
