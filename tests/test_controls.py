@@ -790,10 +790,10 @@ def test_the_image_stage_keeps_the_candidate_the_prompt_explains_best(tmp_path, 
 
 
 def test_a_segment_from_a_first_keyframe_starts_from_it_repeated_and_noised(tmp_path, monkeypatch):
-    """With known_start t0 < 1 a segment that starts from a first keyframe starts at t0 from that
-    latent frame repeated over the segment, noised on the straight path, its time grid scaled to
-    [t0, 0]; a continuation, a segment without a keyframe, one with a camera move, or t0 = 1: from
-    noise at t = 1."""
+    """With known_start t0 < 1 the segment from a given first keyframe starts at t0 from that latent
+    frame repeated over the segment, noised on the straight path, its time grid scaled to [t0, 0];
+    a continuation, a segment without a keyframe or from the image stage's frame, one with a camera
+    move, or t0 = 1: from noise at t = 1."""
     from mutoscope.diffusion.flow import time_grid
 
     pipe = _prompt_driven_pipe()
@@ -814,15 +814,19 @@ def test_a_segment_from_a_first_keyframe_starts_from_it_repeated_and_noised(tmp_
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))  # the segment's draw
     assert torch.allclose(x, 0.4 * known[None, :, None] + 0.6 * noise, atol=1e-5)
     assert calls[2][1].item() == from_noise[0].item() == 1.0  # the continuation: from noise
-    # From noise: no keyframe, a camera move, or t0 = 1 (the default).
-    for name, change in {
+    # From noise: no keyframe, the image stage's frame (drawn, not given), a camera move, or t0 = 1.
+    changes = {
         "t": {"first_frame": None},
+        "i": {"first_frame": None, "image_first": True},
         "c": {"camera": "pan_left"},
         "d": {"known_start": None},
-    }.items():
+    }
+    for name, change in changes.items():
         calls.clear()
         plain = generate(pipe, dataclasses.replace(req, seconds=1, **change), tmp_path / f"{name}.mp4")
-        assert calls[0][1].item() == 1.0
+        segment = [c for c in calls if c[0].shape[2] > 1]  # not the image stage's one latent frame
+        assert len(segment) == 2 and segment[0][1].item() == 1.0
+        assert len(calls) == (4 if name == "i" else 2)
         assert plain.record["known_start"] == (0.6 if name != "d" else 1.0)
     for bad in (0.0, 1.5, True):
         with pytest.raises(UserError) as err:

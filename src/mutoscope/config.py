@@ -122,9 +122,9 @@ class SampleConfig:
     # frame against 4.2); chosen by the conditional error alone instead, fewer blobs (3.5) and 32.2%
     # against 33.5% (110 prompts). docs/BENCHMARKS.md, "A token refiner; the best of four first frames".
     image_candidates: int = 1
-    # The flow time a segment from a first keyframe (given, or the image stage's) starts at: that
-    # latent frame repeated over the segment, noised to this time (segments.known_start); 1: from
-    # noise. Not with a camera move, not for continuations.
+    # The flow time the segment from a given first keyframe starts at: the keyframe's latent frame
+    # repeated over the segment, noised to this time (segments.known_start); 1: from noise. Not with
+    # a camera move; not for continuations nor the image stage's frame.
     known_start: float = 1.0
 
 

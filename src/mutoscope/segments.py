@@ -149,7 +149,8 @@ def base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -
             controls.set_keyframes(cond[0], z0[0].to(cond), [0])  # as a continuation's first latent frame
             from_known = True
         model = cfg_wrapper(with_cond(pipe.dit, cond), *text, plan.guidance(from_known=from_known))
-        x, times = (noise, ts) if tail is not None else known_start(pipe, plan, cond, noise, ts)
+        given = known_first is not None and tail is None  # a keyframe the user gave, not a drawn one
+        x, times = known_start(pipe, plan, cond, noise, ts) if given else (noise, ts)
 
         at = start + (0 if tail is None else overlap - 1)
         hold = held_regions(pipe, plan, maps, still, noise, start / cfg.fps, at / cfg.fps)
@@ -180,17 +181,18 @@ def base_frames(pipe: Pipeline, plan: Plan, timings: dict, callback: Callback) -
 def known_start(
     pipe: Pipeline, plan: Plan, cond: torch.Tensor | None, noise: torch.Tensor, ts: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Where a segment that starts from a first keyframe (given, or the image stage's) starts
-    sampling: (x, time grid). With `plan.known_start` t0 < 1, from that latent frame repeated over
-    the segment, noised to t0 on the straight path, the grid scaled to [t0, 0] (the same number of
-    steps); else from noise at t = 1.
+    """Where the segment from a given first keyframe starts sampling: (x, time grid). With
+    `plan.known_start` t0 < 1, from the keyframe's latent frame repeated over the segment, noised to
+    t0 on the straight path, the grid scaled to [t0, 0] (the same number of steps); else from noise
+    at t = 1.
 
     The repeated frame lays the scene out where the keyframe has it: the layout that sampling from
     noise decides above t = 0.5 and gets wrong (docs/BENCHMARKS.md, "Where the claims are lost"),
     while the noise leaves the model room to move things (ConsistI2V's FrameInit, Ren et al. 2024,
     starts from the frame's low frequencies). Not with a camera move, which a still frame repeated
-    would hold back; and not for a continuation (the caller's choice), whose generated tail, started
-    from so, faded segment by segment (docs/BENCHMARKS.md, "Starting from the known frame")."""
+    would hold back. The caller keeps it to a keyframe the user gave: a continuation's generated tail
+    started so faded segment by segment, and the image stage's frame held its extra objects in every
+    frame (docs/BENCHMARKS.md, "Sampling from the keyframe repeated")."""
     t0 = plan.known_start
     if t0 >= 1 or cond is None or plan.camera is not None:
         return noise, ts
