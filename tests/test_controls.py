@@ -791,9 +791,9 @@ def test_the_image_stage_keeps_the_candidate_the_prompt_explains_best(tmp_path, 
 
 def test_a_segment_from_a_first_keyframe_starts_from_it_repeated_and_noised(tmp_path, monkeypatch):
     """With known_start t0 < 1 the segment from a given first keyframe starts at t0 from that latent
-    frame repeated over the segment, noised on the straight path, its time grid scaled to [t0, 0];
-    a continuation, a segment without a keyframe or from the image stage's frame, one with a camera
-    move, or t0 = 1: from noise at t = 1."""
+    frame repeated over the segment (blended into the last keyframe's where one is given), noised on
+    the straight path, its time grid scaled to [t0, 0]; a continuation, a segment without a keyframe
+    or from the image stage's frame, one with a camera move, or t0 = 1: from noise at t = 1."""
     from mutoscope.diffusion.flow import time_grid
 
     pipe = _prompt_driven_pipe()
@@ -814,6 +814,14 @@ def test_a_segment_from_a_first_keyframe_starts_from_it_repeated_and_noised(tmp_
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))  # the segment's draw
     assert torch.allclose(x, 0.4 * known[None, :, None] + 0.6 * noise, atol=1e-5)
     assert calls[2][1].item() == from_noise[0].item() == 1.0  # the continuation: from noise
+    # With a last keyframe as well (one segment), from the first blended into the last.
+    calls.clear()
+    end = np.full_like(still, 200)
+    generate(pipe, dataclasses.replace(req, seconds=1, last_frame=end), tmp_path / "e.mp4")
+    x, _, cond, _ = calls[0]
+    w = torch.linspace(0, 1, x.shape[2])[:, None, None]
+    blend = (1 - w) * cond[0, :C, :1] + w * cond[0, :C, -1:]
+    assert torch.allclose(x[0], 0.4 * blend + 0.6 * noise[0], atol=1e-5)
     # From noise: no keyframe, the image stage's frame (drawn, not given), a camera move, or t0 = 1.
     changes = {
         "t": {"first_frame": None},

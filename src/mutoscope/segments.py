@@ -189,18 +189,22 @@ def known_start(
     The repeated frame lays the scene out where the keyframe has it: the layout that sampling from
     noise decides above t = 0.5 and gets wrong (docs/BENCHMARKS.md, "Where the claims are lost"),
     while the noise leaves the model room to move things (ConsistI2V's FrameInit, Ren et al. 2024,
-    starts from the frame's low frequencies). Not with a camera move, which a still frame repeated
-    would hold back. The caller keeps it to a keyframe the user gave: a continuation's generated tail
-    started so faded segment by segment, and the image stage's frame held its extra objects in every
-    frame (docs/BENCHMARKS.md, "Sampling from the keyframe repeated")."""
+    starts from the frame's low frequencies). With a last keyframe too, from the one blended into
+    the other over the segment. Not with a camera move, which a still frame repeated would hold back.
+    The caller keeps it to a keyframe the user gave: a continuation's generated tail started so faded
+    segment by segment, and the image stage's frame held its extra objects in every frame
+    (docs/BENCHMARKS.md, "Sampling from the keyframe repeated")."""
     t0 = plan.known_start
     if t0 >= 1 or cond is None or plan.camera is not None:
         return noise, ts
     C = pipe.dit.cfg.in_channels
     if cond[0, C, 0].max() < 0.5:  # latent frame 0 is not given
         return noise, ts
-    first = cond[:, :C, :1].to(noise)  # (1, C, 1, h, w): broadcast over the segment's latent frames
-    return (1 - t0) * first + t0 * noise, ts * t0
+    known = cond[:, :C, :1].to(noise)  # (1, C, 1, h, w): broadcast over the segment's latent frames
+    if cond[0, C, -1].max() > 0.5:  # and the last: from one to the other, linearly
+        w = torch.linspace(0, 1, noise.shape[2], dtype=noise.dtype, device=noise.device)[:, None, None]
+        known = (1 - w) * known + w * cond[:, :C, -1:].to(noise)
+    return (1 - t0) * known + t0 * noise, ts * t0
 
 
 def first_latent_frame(
