@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     keyed = ", the truth's first frame given" if args.first_frame else ""
     keyed += {True: ", image first", False: ", not image first", None: ""}[args.image_first]
     keyed += "" if args.image_cfg is None else f", image guidance {args.image_cfg:g}"
-    keyed += "" if args.known_start is None else f", known frames from t = {args.known_start:g}"
+    keyed += "" if args.known_start is None else f", the keyframe's segment from t = {args.known_start:g}"
     title = f"# eval: suite {args.suite}, {len(prompts)} prompts{keyed}, {what}\n\n"
     novel = novelty_markdown(summary)
     (out / "report.md").write_text(title + table + "\n" + novel + "\n![claims](claims.png)\n")
