@@ -198,9 +198,7 @@ def known_start(
     if t0 >= 1 or cond is None or plan.camera is not None:
         return noise, ts
     C = pipe.dit.cfg.in_channels
-    if cond[0, C, 0].max() < 0.5:  # latent frame 0 is not given
-        return noise, ts
-    known = cond[:, :C, :1].to(noise)  # (1, C, 1, h, w): broadcast over the segment's latent frames
+    known = cond[:, :C, :1].to(noise)  # the keyframe's latents (segment_cond): broadcast over the segment
     if cond[0, C, -1].max() > 0.5:  # and the last: from one to the other, linearly
         w = torch.linspace(0, 1, noise.shape[2], dtype=noise.dtype, device=noise.device)[:, None, None]
         known = (1 - w) * known + w * cond[:, :C, -1:].to(noise)
